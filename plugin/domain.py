@@ -1,0 +1,300 @@
+"""Typed values that the pipeline stages hand to each other."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import Message
+from enum import StrEnum
+
+from plugin.errors import RejectReason
+
+
+class Secret:
+    """A password or token: never shown by repr, str or logging."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    name: str
+    address: str
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class MailRef:
+    """Where a mail lives, so it can be labelled after Jira has it."""
+
+    link_id: int
+    uid: str  # IMAP UID, POP3 UIDL, EWS item id
+    size_bytes: int | None = None  # as the server reports it, before download
+
+
+@dataclass(frozen=True, slots=True)
+class RawMail:
+    ref: MailRef
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+    inline: bool = False
+    content_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadHeaders:
+    in_reply_to: str | None = None  # Message-ID without angle brackets
+    references: tuple[str, ...] = ()  # oldest first, as in the header
+    thread_index: str | None = None  # base64 exactly as in the header
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMail:
+    """A parsed mail: decoded headers, bodies and attachments, no policy applied."""
+
+    message_id: str | None
+    sender: Address | None
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    subject: str  # decoded; "Re:" / "ＲＥ：" prefixes still present
+    date: datetime | None
+    body_text: str  # whole body as plain text (HTML converted when there is no text part)
+    body_html: str | None
+    attachments: tuple[Attachment, ...]
+    thread: ThreadHeaders
+    charset_repaired: bool
+    size_bytes: int
+    raw_sha256: str
+    message: Message = field(repr=False, compare=False)  # the stdlib tree, for detectors
+
+    @property
+    def ledger_id(self) -> str:
+        """Idempotency key within a link: the Message-ID, or a hash of the raw bytes."""
+        return self.message_id or f"sha256:{self.raw_sha256}"
+
+    def header(self, name: str) -> str | None:
+        value = self.message.get(name)
+        return None if value is None else str(value)
+
+
+class MailKind(StrEnum):
+    MAIL = "mail"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    FEEDBACK_REPORT = "feedback_report"
+    LOOP = "loop"
+
+
+@dataclass(frozen=True, slots=True)
+class BounceRecipient:
+    address: str
+    status: str | None  # DSN status such as "5.1.1"
+    permanent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BounceReport:
+    recipients: tuple[BounceRecipient, ...]
+    original_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: MailKind
+    evidence: str | None = None  # e.g. "auto-submitted: auto-replied"
+    bounce: BounceReport | None = None
+
+
+CUSTOMER_MAIL = Verdict(MailKind.MAIL)
+
+
+# Routes: what a mail means for Jira.
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    mail: InboundMail
+    evidence: str = ""  # why no existing request matched
+    related_key: str | None = None  # forwarded from / reopened as a follow-up of
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    mail: InboundMail
+    issue_key: str
+    evidence: str  # e.g. "In-Reply-To <a@b> = mail that created SD-42"
+
+
+@dataclass(frozen=True, slots=True)
+class BounceOf:
+    mail: InboundMail
+    report: BounceReport
+    issue_key: str | None
+    evidence: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    mail: InboundMail
+    reason: str  # evidence from the classifier
+
+
+Route = NewRequest | FollowUp | BounceOf | Ignore
+
+
+class OutcomeState(StrEnum):
+    CREATED = "created"
+    COMMENTED = "commented"
+    BOUNCE_RECORDED = "bounce-recorded"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+    WAITING_RETRY = "waiting-retry"
+    FAILED = "failed"
+
+    @property
+    def labels_as_rejected(self) -> bool:
+        return self in (OutcomeState.REJECTED, OutcomeState.FAILED)
+
+    @property
+    def is_final(self) -> bool:
+        """Final outcomes are labelled in the mailbox; the others leave the mail untouched."""
+        return self is not OutcomeState.WAITING_RETRY
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: OutcomeState
+    issue_key: str | None = None
+    reason: RejectReason | None = None
+    detail: str = ""
+    evidence: str | None = None
+
+
+# Drafts: what the mappers build for the handlers, with no I/O.
+@dataclass(frozen=True, slots=True)
+class RequestDraft:
+    summary: str
+    description: str
+    reporter: Address
+    participants: tuple[Address, ...]
+    attachments: tuple[Attachment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommentDraft:
+    body: str
+    author: Address
+    new_participants: tuple[Address, ...]
+    attachments: tuple[Attachment, ...]
+
+
+class MailProtocol(StrEnum):
+    IMAP = "imap"
+    POP3 = "pop3"
+    EWS = "ews"
+    GRAPH = "graph"
+
+
+class Security(StrEnum):
+    SSL = "ssl"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class Access(StrEnum):
+    OPEN = "open"  # anyone may raise requests; unknown senders become customers
+    CUSTOMERS_ONLY = "customers-only"
+
+
+@dataclass(frozen=True)
+class SmartMatch:
+    """Subject + recipients matching (rule 4), per link; off by default."""
+
+    enabled: bool = False
+    keyword_filter: str = r"^[\s]*([\w]+\s?:[\s]*)+"
+    hash_max_count: int = 20
+    hash_delta_subject_count: int = 0
+    hash_min_address_count: int = 2
+    window_days: int = 90
+
+
+@dataclass(frozen=True)
+class Link:
+    """A mailbox linked to a service desk and request type."""
+
+    id: int
+    name: str
+    protocol: MailProtocol
+    host: str
+    port: int
+    security: Security
+    username: str
+    password: Secret
+    folder: str
+    service_desk_id: str
+    request_type_id: str
+    access: Access = Access.OPEN
+    address: str = ""  # the mailbox's own address: never a participant, From of our replies
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: Security = Security.STARTTLS
+    processed_label: str = "jsm-processed"
+    rejected_label: str = "jsm-rejected"
+    max_size_bytes: int = 50 * 1024 * 1024
+    require_to: bool = True
+    anyone_may_comment: bool = False
+    tracking_token: str | None = None  # e.g. "CRM" for subjects tagged [CRM:0001234]
+    reopen_window_days: int = 14  # replies to requests resolved longer ago open a new request
+    smart_match: SmartMatch = field(default_factory=SmartMatch)
+    autoreply_allow_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+    sender_budget: int = 20  # new requests per sender ...
+    sender_budget_window_s: int = 7200  # ... within this window
+    enabled: bool = True
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset(a.lower() for a in (self.address, self.username) if "@" in a)

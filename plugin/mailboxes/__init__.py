@@ -1,0 +1,43 @@
+"""Mailbox access, one module per protocol: fetch unhandled mail read-only, label it at the end."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from plugin.domain import Link, MailProtocol, MailRef, Outcome, RawMail
+
+
+class Mailbox(Protocol):
+    """An open connection to one linked mailbox.
+
+    `unhandled()` lists mail that still needs handling (IMAP: unread, not deleted, without our
+    labels; POP3: every message still on the server) with its size as the server reports it.
+    `fetch()` never changes the mail (IMAP BODY.PEEK). `label()` is the only write: mark read and
+    add the processed or rejected keyword (POP3: delete), called only once Jira has the result.
+    Connection and protocol errors surface as `RetryLater`.
+    """
+
+    def unhandled(self) -> list[MailRef]: ...
+
+    def fetch(self, ref: MailRef) -> RawMail: ...
+
+    def label(self, ref: MailRef, outcome: Outcome) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Mailbox": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def open_mailbox(link: Link, *, cafile: str | None = None) -> Mailbox:
+    """Connect and log in to the link's mailbox; `cafile` pins the server certificate (tests)."""
+    if link.protocol is MailProtocol.IMAP:
+        from plugin.mailboxes.imap import ImapMailbox
+        return ImapMailbox.connect(link, cafile=cafile)
+    if link.protocol is MailProtocol.POP3:
+        from plugin.mailboxes.pop3 import Pop3Mailbox
+        return Pop3Mailbox.connect(link, cafile=cafile)
+    if link.protocol is MailProtocol.EWS:
+        from plugin.mailboxes.ews import EwsMailbox
+        return EwsMailbox.connect(link, cafile=cafile)
+    raise NotImplementedError(f"protocol {link.protocol} is not supported yet")
