@@ -1,0 +1,48 @@
+"""Mail -> RequestDraft: summary, description, reporter, participants, attachments."""
+from __future__ import annotations
+
+from plugin.domain import Address, Attachment, InboundMail, RequestDraft
+from plugin.mapping.summary import summary_from
+from plugin.mapping.wiki import JIRA_TEXT_FIELD_LIMIT, escape_wiki
+
+FULL_BODY_FILENAME = "full-mail-text.txt"
+_TRUNCATION_NOTE = "\n\n----\n_(The mail was longer than Jira allows; the full text is attached as {name}.)_"
+
+
+def description_from(body_text: str) -> tuple[str, Attachment | None]:
+    """The body as wiki markup, cut below Jira's field limit; the full text attached when cut."""
+    text = body_text.strip()
+    description = escape_wiki(text)
+    if len(description) <= JIRA_TEXT_FIELD_LIMIT:
+        return description, None
+    note = _TRUNCATION_NOTE.format(name=FULL_BODY_FILENAME)
+    cut = description[:JIRA_TEXT_FIELD_LIMIT - len(note)]
+    cut = cut[:-1] if cut.endswith("\\") else cut  # never leave half an escape
+    full = Attachment(FULL_BODY_FILENAME, "text/plain; charset=utf-8", text.encode("utf-8"))
+    return cut + note, full
+
+
+def participants_from(mail: InboundMail, own_addresses: frozenset[str]) -> tuple[Address, ...]:
+    """Cc'd people, without our own mailbox, the sender, or anyone listed twice."""
+    seen = {a.lower() for a in own_addresses}
+    if mail.sender:
+        seen.add(mail.sender.address.lower())
+    people = []
+    for person in mail.cc:
+        key = person.address.lower()
+        if key not in seen:
+            seen.add(key)
+            people.append(person)
+    return tuple(people)
+
+
+def request_draft(mail: InboundMail, own_addresses: frozenset[str]) -> RequestDraft:
+    assert mail.sender is not None, "the pipeline rejects mail without a sender first"
+    description, full_text = description_from(mail.body_text)
+    return RequestDraft(
+        summary=summary_from(mail.subject, mail.body_text),
+        description=description,
+        reporter=mail.sender,
+        participants=participants_from(mail, own_addresses),
+        attachments=mail.attachments + ((full_text,) if full_text else ()),
+    )
