@@ -1,12 +1,195 @@
-"""Threading: which request a mail belongs to, and why."""
+"""Threading: which request a mail belongs to, and the evidence for it.
+
+The rules are tried in the order the product promises (DESIGN.md section 4); the first that
+finds a request wins, and every rule tried leaves a note, so the processing log can say why.
+"""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from plugin.context import Context
+from plugin.domain import (BounceOf, FollowUp, Ignore, InboundMail, MailKind, NewRequest, Route, SmartMatch,
+                           Verdict)
+from plugin.jira_gateway import RequestInfo
+from plugin.mapping.summary import is_forward, strip_reply_prefix
 
 # A Jira issue key: project key (uppercase letter, then letters, digits or _) and a number.
 _ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_-])([A-Z][A-Z0-9_]{0,254}-[1-9][0-9]*)(?![A-Za-z0-9_-])")
+# Jira's own notification ids: JIRA.{issue-id}.{created-millis}[.{seq}.{now-millis}]@{host}
+_JIRA_MESSAGE_ID = re.compile(r"^JIRA\.(\d+)\.\d+(?:\.\d+\.\d+)?@", re.IGNORECASE)
+# Outlook Thread-Index: 22 bytes of header (time + conversation GUID) name the conversation.
+_CONVERSATION_BYTES = 22
 
 
 def issue_keys_in(subject: str) -> list[str]:
     """Issue keys in the subject, leftmost first, without repeats."""
     return list(dict.fromkeys(_ISSUE_KEY.findall(subject)))
+
+
+def conversation_id(thread_index: str | None) -> str | None:
+    """The conversation part of an Outlook Thread-Index header, as hex; None if unreadable."""
+    if not thread_index:
+        return None
+    try:
+        raw = base64.b64decode("".join(thread_index.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw[:_CONVERSATION_BYTES].hex() if len(raw) >= _CONVERSATION_BYTES else None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    issue_key: str
+    evidence: str
+
+
+Rule = Callable[[InboundMail, Context], "Match | str"]
+
+
+def _by_headers(mail: InboundMail, ctx: Context) -> Match | str:
+    """In-Reply-To, then References newest first, against mails we received or sent."""
+    candidates = [("In-Reply-To", mail.thread.in_reply_to)] if mail.thread.in_reply_to else []
+    candidates += [("References", ref) for ref in reversed(mail.thread.references)]
+    for header, message_id in candidates:
+        known = ctx.store.known_mail(ctx.link.id, message_id)
+        if known:
+            return Match(known.issue_key, f"{header} <{message_id}> = {known.describe()}")
+        jira_id = _JIRA_MESSAGE_ID.match(message_id)
+        if jira_id:
+            info = ctx.request(jira_id.group(1))
+            if info and info.project_key == ctx.project_key:
+                return Match(info.key, f"{header} <{message_id}> = Jira notification about {info.key}")
+    return "In-Reply-To/References: no known Message-ID" if candidates else "no In-Reply-To/References"
+
+
+def _subject_key(subject: str, ctx: Context) -> str | None:
+    """The leftmost key of this link's project, or of its tracking token ([CRM:0001234])."""
+    project = ctx.project_key
+    for key in issue_keys_in(subject):
+        if key.rsplit("-", 1)[0] == project:
+            return key
+    token = ctx.link.tracking_token
+    if token:
+        found = re.search(rf"\[{re.escape(token)}:(\d+)\]", subject)
+        if found:
+            return f"{project}-{int(found.group(1))}"
+    return None
+
+
+def _involved(mail: InboundMail, info: RequestInfo) -> bool:
+    sender = mail.sender.address.lower() if mail.sender else ""
+    return sender == (info.reporter_email or "").lower() or sender in info.participant_emails
+
+
+def _by_subject_key(mail: InboundMail, ctx: Context) -> Match | str:
+    """An issue key of this project in the subject, if the request exists and the sender may comment."""
+    key = _subject_key(mail.subject, ctx)
+    if key is None:
+        return "no issue key of this project in the subject"
+    info = ctx.request(key)
+    if info is None or info.project_key != ctx.project_key:
+        return f"subject key {key}: no such request"
+    if _involved(mail, info):
+        return Match(key, f"subject key {key}, sender is reporter or participant")
+    if ctx.link.anyone_may_comment:
+        return Match(key, f"subject key {key}, link lets anyone comment")
+    return f"subject key {key} ignored (sender not involved)"
+
+
+def _by_thread_index(mail: InboundMail, ctx: Context) -> Match | str:
+    conversation = conversation_id(mail.thread.thread_index)
+    if conversation is None:
+        return "no Thread-Index"
+    key = ctx.store.conversation_issue(ctx.link.id, conversation)
+    if key is None:
+        return "Thread-Index: no match"
+    return Match(key, f"Thread-Index conversation {conversation[:12]}... = conversation of {key}")
+
+
+def subject_words(subject: str, settings: SmartMatch) -> list[str]:
+    """The normalised subject smart match compares: prefixes and keyword-filter matches removed."""
+    text = strip_reply_prefix(subject)
+    try:
+        text = re.sub(settings.keyword_filter, "", text)
+    except re.error:
+        pass  # a broken admin filter must not stop mail; prefixes are already gone
+    return text.lower().split()[:settings.hash_max_count]
+
+
+def mail_addresses(mail: InboundMail) -> set[str]:
+    people = ([mail.sender] if mail.sender else []) + list(mail.to) + list(mail.cc)
+    return {p.address.lower() for p in people}
+
+
+def _by_smart_match(mail: InboundMail, ctx: Context) -> Match | str:
+    """Same normalised subject and enough shared addresses as a recent mail of a request."""
+    settings = ctx.link.smart_match
+    if not settings.enabled:
+        return "smart match off"
+    words = subject_words(mail.subject, settings)
+    if not words:
+        return "smart match: empty subject"
+    addresses = mail_addresses(mail) - ctx.link.own_addresses
+    since = datetime.now(timezone.utc) - timedelta(days=settings.window_days)
+    for key, earlier_words, earlier_addresses in ctx.store.recent_subjects(ctx.link.id, since):
+        differing = sum(a != b for a, b in zip(words, earlier_words)) + abs(len(words) - len(earlier_words))
+        shared = len(addresses & earlier_addresses)
+        if differing <= settings.hash_delta_subject_count and shared >= settings.hash_min_address_count:
+            return Match(key, f"smart match: subject {' '.join(words)!r} and {shared} shared addresses = {key}")
+    return "smart match: no match"
+
+
+# The order is the product's promise (DESIGN.md section 4).
+RULES: tuple[Rule, ...] = (_by_headers, _by_subject_key, _by_thread_index, _by_smart_match)
+
+
+def find_request(mail: InboundMail, ctx: Context) -> tuple[Match | None, list[str]]:
+    """The first rule that finds a request, and the notes of the rules tried before it."""
+    notes: list[str] = []
+    for rule in RULES:
+        result = rule(mail, ctx)
+        if isinstance(result, Match):
+            return result, notes
+        notes.append(result)
+    return None, notes
+
+
+def _resolved_long_ago(info: RequestInfo | None, window_days: int) -> int | None:
+    """Days since resolution when a request was resolved longer ago than the link's window."""
+    if info is None or info.resolved_at is None:
+        return None
+    days = (datetime.now(timezone.utc) - info.resolved_at).days
+    return days if days >= window_days else None
+
+
+def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
+    """What the mail means for Jira: ignore it, record a bounce, comment, or a new request."""
+    if verdict.kind in (MailKind.AUTO_REPLY, MailKind.LOOP, MailKind.FEEDBACK_REPORT):
+        return Ignore(mail, f"{verdict.kind.value}: {verdict.evidence}")
+    if verdict.kind is MailKind.BOUNCE:
+        return _bounce_route(mail, verdict, ctx)
+    match, notes = find_request(mail, ctx)
+    if match is None:
+        return NewRequest(mail, "; ".join(notes))
+    if is_forward(mail.subject):
+        return NewRequest(mail, f"forwarded mail, not a comment: {match.evidence}", related_key=match.issue_key)
+    days = _resolved_long_ago(ctx.request(match.issue_key), ctx.link.reopen_window_days)
+    if days is not None:
+        return NewRequest(mail, f"{match.evidence}; {match.issue_key} was resolved {days} days ago",
+                          related_key=match.issue_key)
+    return FollowUp(mail, match.issue_key, match.evidence)
+
+
+def _bounce_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> BounceOf:
+    report = verdict.bounce
+    original = report.original_message_id if report else None
+    known = ctx.store.known_mail(ctx.link.id, original) if original else None
+    if known:
+        return BounceOf(mail, report, known.issue_key, f"bounce of <{original}> = {known.describe()}")
+    reason = f"original <{original}> is not a mail of ours" if original else "no original Message-ID"
+    return BounceOf(mail, report, None, f"{verdict.evidence}; {reason}")

@@ -1,0 +1,25 @@
+"""What a route does in Jira; one handler per route type, listed once."""
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+from plugin.context import Context
+from plugin.domain import BounceOf, FollowUp, Ignore, NewRequest, Outcome, RawMail, Route
+from plugin.handlers.comment_on_request import CommentOnRequest
+from plugin.handlers.create_request import CreateRequest
+from plugin.handlers.record_bounce import RecordBounce
+from plugin.handlers.record_ignored import RecordIgnored
+
+
+class Handler(Protocol):
+    name: str
+
+    def apply(self, route: Route, raw: RawMail, ctx: Context) -> Outcome: ...
+
+
+HANDLERS: Mapping[type, Handler] = {
+    NewRequest: CreateRequest(),
+    FollowUp: CommentOnRequest(),
+    BounceOf: RecordBounce(),
+    Ignore: RecordIgnored(),
+}

@@ -1,0 +1,75 @@
+"""A new customer request from a mail, exactly once even across crashes and retries."""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from plugin.context import Context
+from plugin.domain import Access, NewRequest, Outcome, OutcomeState, RawMail
+from plugin.errors import MailRejected, RejectReason
+from plugin.handlers.people import add_participants, people_note
+from plugin.mapping.request import request_draft
+from plugin.policy import spend_new_request_budget
+from plugin.route import conversation_id, mail_addresses, subject_words
+
+log = logging.getLogger(__name__)
+FAULT_EXIT_AFTER_CREATE = "exit-after-jira-create"
+
+
+class CreateRequest:
+    name = "create-request"
+
+    def apply(self, route: NewRequest, raw: RawMail, ctx: Context) -> Outcome:
+        mail, link = route.mail, ctx.link
+        entry = ctx.store.ledger_entry(link.id, mail.ledger_id)
+        draft = request_draft(mail, link.own_addresses)
+        reporter_id = ctx.jira.customer_account_id(link.service_desk_id, draft.reporter,
+                                                   create=link.access is Access.OPEN)
+        if reporter_id is None:
+            raise MailRejected(RejectReason.SENDER_NOT_CUSTOMER,
+                               f"{draft.reporter.address} is not a customer of this service desk, "
+                               f"and link {link.name} accepts mail from customers only")
+        key = entry.issue_key if entry else None
+        recovered = key is not None
+        if key is None and entry and entry.attempts > 1:
+            key = self._find_earlier_attempt(ctx, mail.ledger_id, reporter_id, draft.summary, entry.started_at)
+            recovered = key is not None
+        if key is None:
+            spend_new_request_budget(mail, ctx)
+            key = ctx.jira.create_request(link.service_desk_id, link.request_type_id, draft.summary,
+                                          draft.description, reporter_id, mail.ledger_id).key
+            if ctx.settings.fault == FAULT_EXIT_AFTER_CREATE:
+                os._exit(70)
+            ctx.store.note_new_request(link.id, draft.reporter.address)
+        ctx.store.note_progress(link.id, mail.ledger_id, key)
+
+        added, skipped = add_participants(ctx, key, draft.participants)
+        if draft.attachments:
+            ctx.jira.attach(link.service_desk_id, key, draft.attachments)
+        if route.related_key:
+            ctx.jira.link_issues(route.related_key, key)
+        ctx.store.remember_mail(link.id, key, direction="in", role="created", message_id=mail.message_id,
+                                conversation_id=conversation_id(mail.thread.thread_index),
+                                subject_words=subject_words(mail.subject, link.smart_match),
+                                addresses=mail_addresses(mail))
+        detail = [f"new request {key}" + (" (found after an interrupted attempt)" if recovered else "")]
+        if route.related_key:
+            detail.append(f"linked to {route.related_key}")
+        if draft.attachments:
+            detail.append(f"{len(draft.attachments)} attachment(s)")
+        detail.append(people_note(added, skipped))
+        return Outcome(OutcomeState.CREATED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence)
+
+    @staticmethod
+    def _find_earlier_attempt(ctx: Context, ledger_id: str, reporter_id: str, summary: str, started_at) -> str | None:
+        """The request an interrupted attempt created: by its ledger tag, else by reporter and summary."""
+        found = ctx.jira.find_by_ledger_key(ctx.project_key, ledger_id)
+        if found:
+            return found.key
+        since = started_at - timedelta(minutes=1)
+        for issue, issue_summary in ctx.jira.requests_by_reporter_since(ctx.project_key, reporter_id, since):
+            if issue_summary == summary:
+                log.warning("request %s matched an interrupted attempt by reporter and summary", issue.key)
+                return issue.key
+        return None

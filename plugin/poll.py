@@ -1,0 +1,111 @@
+"""A polling round for one link: fetch, process each mail, label it, write the processing log."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from plugin.context import Context
+from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
+from plugin.errors import MailRejected, RejectReason, RetryLater
+from plugin.jira_gateway import JiraGateway
+from plugin.mailboxes import Mailbox, open_mailbox
+from plugin.parse import parse_mail
+from plugin.pipeline import Handled, process
+from plugin.settings import Settings
+from plugin.store import Store
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+
+
+@dataclass
+class PollReport:
+    link: str
+    outcomes: Counter = field(default_factory=Counter)
+    retry_after_s: float | None = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items())) or "no new mail"
+        extra = f"; {self.error}" if self.error else ""
+        return f"{self.link}: {counts}{extra}"
+
+
+def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway,
+                 connect: Callable[[Link], Mailbox] = open_mailbox) -> PollReport:
+    """One round over one link; an outage ends the round early and leaves mail untouched."""
+    report = PollReport(link.name)
+    ctx = Context(settings, link, store, jira)
+    try:
+        with connect(link) as mailbox:
+            for ref in mailbox.unhandled():
+                handled = _handle_one(mailbox, ref, ctx)
+                if handled is None:
+                    continue
+                report.outcomes[handled.outcome.state.value] += 1
+                if handled.outcome.state is OutcomeState.WAITING_RETRY:
+                    report.error = handled.outcome.detail
+                    break
+    except RetryLater as outage:
+        log.warning("mailbox unavailable link=%s: %s", link.name, outage.detail)
+        store.log_error(link.name, None, outage)
+        report.error, report.retry_after_s = outage.detail, outage.after_s
+    return report
+
+
+def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
+    link, store = ctx.link, ctx.store
+    if ref.size_bytes is not None and ref.size_bytes > link.max_size_bytes:
+        return _reject_too_large(mailbox, ref, ctx)
+    raw = mailbox.fetch(ref)
+    try:
+        handled = process(raw, ctx)
+    except RetryLater as outage:
+        log.warning("waiting-retry link=%s uid=%s: %s", link.name, ref.uid, outage.detail)
+        outcome = Outcome(OutcomeState.WAITING_RETRY, detail=f"{outage.detail}; retried at the next poll")
+        handled = _describe(raw, outcome)
+        store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
+                          subject=handled.subject)
+        return handled
+    except Exception as bug:  # a bug in our code: this mail waits, the next one goes on
+        log.exception("internal error link=%s uid=%s", link.name, ref.uid)
+        about = _describe(raw, Outcome(OutcomeState.FAILED))
+        store.log_error(link.name, about.message_id, bug)
+        store.note_failure(link.id, about.ledger_id)
+        return None
+    outcome = handled.outcome
+    if outcome.state.is_final:
+        mailbox.label(ref, outcome)
+    log.info("%s link=%s message_id=%s issue=%s reason=%s", outcome.state.value, link.name,
+             handled.message_id, outcome.issue_key, outcome.reason)
+    keep_raw = outcome.state in (OutcomeState.REJECTED, OutcomeState.FAILED)
+    store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
+                      subject=handled.subject, raw=raw.data if keep_raw else None)
+    return handled
+
+
+def _describe(raw: RawMail, outcome: Outcome) -> Handled:
+    """What the log shows of a mail whose handling stopped midway."""
+    try:
+        mail = parse_mail(raw)
+    except MailRejected:
+        return Handled(outcome, f"sha256:{raw.sha256}")
+    return Handled(outcome, mail.ledger_id, mail.message_id, mail.sender.address if mail.sender else None,
+                   mail.subject)
+
+
+def _reject_too_large(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
+    """Judged from the server's size before download; the mail stays in the mailbox."""
+    ledger_id = f"too-large:{ref.uid}:{ref.size_bytes}"
+    if ctx.store.ledger_entry(ctx.link.id, ledger_id):
+        return None  # POP3 cannot label it: logged once, left on the server
+    outcome = Outcome(OutcomeState.REJECTED, reason=RejectReason.TOO_LARGE,
+                      detail=f"{ref.size_bytes / MB:.1f} MB is over the {ctx.link.max_size_bytes / MB:g} MB "
+                             "limit of this link; the mail was not downloaded and stays in the mailbox")
+    ctx.store.finish(ctx.link.id, ledger_id, outcome)
+    if ctx.link.protocol is not MailProtocol.POP3:
+        mailbox.label(ref, outcome)
+    ctx.store.log_outcome(ctx.link, outcome, message_id=None, sender=None, subject=f"(mail {ref.uid}, not downloaded)")
+    return Handled(outcome, ledger_id)
