@@ -1,37 +1,272 @@
-"""The `jsm-mail` command line."""
+"""The `jsm-mail` command line: serve, poll, inspect, replay, links, logs, quarantine."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import logging
+import os
 import sys
+import time
 from pathlib import Path
 
+from plugin.domain import Access, Link, MailProtocol, Secret, Security, SmartMatch
+from plugin.errors import MailRejected, RetryLater
 from plugin.inspect import inspect_file
+from plugin.runtime import Runtime
+from plugin.settings import Settings
+from plugin.store import LOG_FIELDS, parse_since
+
+DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
+                 (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,
+                 (MailProtocol.POP3, Security.STARTTLS): 110, (MailProtocol.POP3, Security.NONE): 110,
+                 (MailProtocol.EWS, Security.SSL): 443}
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
+def fail(message: str) -> int:
+    print(f"jsm-mail: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_inspect(args: argparse.Namespace, runtime: Runtime | None) -> int:
     for name in args.files:
         result = inspect_file(Path(name))
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         else:
-            print(f"{name}: {result['kind']}  {result['subject']!r}  from={result['from']}  reason={result['reason']}")
+            print(f"{name}: {result['kind']}  {result['subject']!r}  from={(result['from'] or {}).get('address')}"
+                  f"  reason={result['reason']}")
+    return 0
+
+
+def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
+    password = os.environ.get(args.password_env) if args.password_env else ""
+    if args.password_env and password is None:
+        return fail(f"environment variable {args.password_env} is not set")
+    protocol, security = MailProtocol(args.protocol), Security(args.security)
+    if runtime.store.link(args.name):
+        return fail(f"a link named {args.name!r} exists already")
+    link = Link(
+        id=0, name=args.name, protocol=protocol, host=args.host,
+        port=args.port or DEFAULT_PORTS.get((protocol, security), 0), security=security, username=args.username,
+        password=Secret(password or ""), folder=args.folder, service_desk_id=args.service_desk,
+        request_type_id=args.request_type, access=Access(args.access),
+        address=args.address or (args.username if "@" in args.username else ""),
+        smtp_host=args.smtp_host, smtp_port=args.smtp_port, smtp_security=Security(args.smtp_security),
+        processed_label=args.processed_label, rejected_label=args.rejected_label,
+        max_size_bytes=int(args.max_size_mb * 1024 * 1024), require_to=not args.allow_missing_to,
+        anyone_may_comment=args.anyone_may_comment, tracking_token=args.tracking_token,
+        reopen_window_days=args.reopen_window_days, smart_match=SmartMatch(enabled=args.smart_match),
+        autoreply_allow_domains=tuple(args.allow_autoreply_domain), blocked_domains=tuple(args.block_domain))
+    problem = request_type_problem(runtime, link)
+    if problem:
+        return fail(problem)
+    link = runtime.store.add_link(link)
+    print(f"link {link.name} added (id {link.id})")
+    return 0
+
+
+def request_type_problem(runtime: Runtime, link: Link) -> str | None:
+    """Why the link's request type cannot take mail, or None when it can."""
+    try:
+        request_type = runtime.jira.request_type(link.service_desk_id, link.request_type_id)
+    except (RetryLater, MailRejected) as exc:
+        return f"cannot check request type {link.request_type_id} in Jira: {exc}"
+    if not request_type.email_suitable:
+        return (f"request type {request_type.name!r} lacks a summary or description field; "
+                "pick one that has both")
+    return None
+
+
+def link_json(link: Link) -> dict:
+    return {"id": link.id, "name": link.name, "protocol": link.protocol.value, "host": link.host,
+            "port": link.port, "security": link.security.value, "username": link.username,
+            "folder": link.folder, "address": link.address, "service_desk_id": link.service_desk_id,
+            "request_type_id": link.request_type_id, "access": link.access.value,
+            "processed_label": link.processed_label, "rejected_label": link.rejected_label,
+            "max_size_bytes": link.max_size_bytes, "smart_match": link.smart_match.enabled,
+            "enabled": link.enabled}
+
+
+def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
+    links = runtime.store.links()
+    if args.json:
+        print(json.dumps([link_json(link) for link in links], ensure_ascii=False))
+        return 0
+    for link in links:
+        print(f"{link.name}: {link.protocol.value}://{link.username}@{link.host}:{link.port}/{link.folder} "
+              f"-> service desk {link.service_desk_id}, request type {link.request_type_id} ({link.access.value})")
+    return 0
+
+
+def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
+    if not runtime.store.delete_link(args.name):
+        return fail(f"no link named {args.name!r}")
+    print(f"link {args.name} removed")
+    return 0
+
+
+def cmd_links_test(args: argparse.Namespace, runtime: Runtime) -> int:
+    from plugin.link_check import check_link
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    result = check_link(link, runtime)
+    for line in result.lines:
+        print(line)
+    return 0 if result.ok else 1
+
+
+def cmd_poll(args: argparse.Namespace, runtime: Runtime) -> int:
+    from plugin.poll import poll_links
+    if args.link and runtime.store.link(args.link) is None:
+        return fail(f"no link named {args.link!r}")
+    while True:
+        for report in poll_links(runtime.settings, runtime.store, runtime.jira, args.link):
+            print(report, flush=True)
+        if args.once:
+            return 0
+        time.sleep(runtime.settings.poll_interval_s)
+
+
+def cmd_logs(args: argparse.Namespace, runtime: Runtime) -> int:
+    entries = runtime.store.processing_log(link=args.link, since=parse_since(args.since) if args.since else None,
+                                           limit=args.limit)
+    entries.reverse()  # oldest first, as a log reads
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry.as_json(), ensure_ascii=False))
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        for entry in entries:
+            writer.writerow(entry.as_json())
+    else:
+        for e in entries:
+            what = e.issue_key or e.reason or ""
+            print(f"{e.time:%Y-%m-%d %H:%M:%S} {e.link} {e.outcome:15s} {what:12s} {e.sender or '-'} "
+                  f"{e.subject or ''!r}: {e.detail}" + (f" [{e.evidence}]" if e.evidence else ""))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, runtime: Runtime) -> int:
+    from plugin.replay import replay_file
+    link = runtime.store.link(args.link)
+    if link is None:
+        return fail(f"no link named {args.link!r}")
+    for name in args.files:
+        print(replay_file(Path(name), link, runtime, apply=args.apply), flush=True)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, runtime: Runtime) -> int:
+    store = runtime.store
+    if args.release:
+        link = store.link(args.link) if args.link else None
+        if link is None:
+            return fail("--release needs --link NAME")
+        if not store.release(link.id, args.release):
+            return fail(f"{args.release} is not quarantined on {link.name}")
+        print(f"{args.release} released on {link.name}")
+        return 0
+    names = {link.id: link.name for link in store.links()}
+    for link_id, sender, since in store.quarantined():
+        print(f"{names.get(link_id, link_id)} {sender} quarantined since {since:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, runtime: Runtime) -> int:
+    from plugin.app import serve
+    serve(runtime, host=args.host or runtime.settings.host, port=args.port or runtime.settings.port)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jsm-mail", description="Email channel for Jira Service Management")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="admin pages, Forge endpoints and the mailbox scheduler")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("poll", help="poll linked mailboxes")
+    p.add_argument("--once", action="store_true", help="one round, then exit")
+    p.add_argument("--link")
+    p.set_defaults(func=cmd_poll)
+
     p = sub.add_parser("inspect", help="what the product understands of each .eml")
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_inspect)
+    p.set_defaults(func=cmd_inspect, needs_runtime=False)
+
+    p = sub.add_parser("replay", help="what would happen to these mails on a link")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--link", required=True)
+    p.add_argument("--apply", action="store_true", help="do it")
+    p.set_defaults(func=cmd_replay)
+
+    links = sub.add_parser("links", help="linked mailboxes").add_subparsers(dest="links_command", required=True)
+    p = links.add_parser("add")
+    p.add_argument("--name", required=True)
+    p.add_argument("--protocol", required=True, choices=[m.value for m in MailProtocol])
+    p.add_argument("--host", required=True, help="server name (maildir: the folder path)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--security", default="ssl", choices=[s.value for s in Security])
+    p.add_argument("--username", required=True)
+    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    p.add_argument("--folder", default="INBOX")
+    p.add_argument("--address", help="the mailbox's own address (default: the username when it is one)")
+    p.add_argument("--service-desk", required=True, metavar="ID")
+    p.add_argument("--request-type", required=True, metavar="ID")
+    p.add_argument("--access", default="open", choices=[a.value for a in Access])
+    p.add_argument("--smtp-host")
+    p.add_argument("--smtp-port", type=int)
+    p.add_argument("--smtp-security", default="starttls", choices=[s.value for s in Security])
+    p.add_argument("--processed-label", default="jsm-processed")
+    p.add_argument("--rejected-label", default="jsm-rejected")
+    p.add_argument("--max-size-mb", type=float, default=50)
+    p.add_argument("--allow-missing-to", action="store_true", help="accept mail with no To and no Cc")
+    p.add_argument("--anyone-may-comment", action="store_true")
+    p.add_argument("--tracking-token", metavar="PREFIX", help="also thread on [PREFIX:0001234] in subjects")
+    p.add_argument("--reopen-window-days", type=int, default=14)
+    p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
+    p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN")
+    p.set_defaults(func=cmd_links_add)
+    p = links.add_parser("list")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_links_list)
+    p = links.add_parser("remove")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_links_remove)
+    p = links.add_parser("test", help="connect to the mailbox and check the request type in Jira")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_links_test)
+
+    p = sub.add_parser("logs", help="the processing log")
+    p.add_argument("--link")
+    p.add_argument("--since", metavar="DATE")
+    p.add_argument("--limit", type=int)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("quarantine", help="senders stopped by the new-request budget")
+    p.add_argument("--link")
+    p.add_argument("--release", metavar="SENDER")
+    p.set_defaults(func=cmd_quarantine)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    runtime = Runtime(Settings.from_env()) if getattr(args, "needs_runtime", True) else None
+    return args.func(args, runtime)
 
 
 if __name__ == "__main__":

@@ -236,6 +236,7 @@ class MailProtocol(StrEnum):
     POP3 = "pop3"
     EWS = "ews"
     GRAPH = "graph"
+    MAILDIR = "maildir"  # a local folder: demo mode and uploaded mail
 
 
 class Security(StrEnum):

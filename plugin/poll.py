@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
 
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
@@ -33,13 +32,12 @@ class PollReport:
         return f"{self.link}: {counts}{extra}"
 
 
-def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway,
-                 connect: Callable[[Link], Mailbox] = open_mailbox) -> PollReport:
+def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
     """One round over one link; an outage ends the round early and leaves mail untouched."""
     report = PollReport(link.name)
     ctx = Context(settings, link, store, jira)
     try:
-        with connect(link) as mailbox:
+        with open_mailbox(link, cafile=settings.ca_file) as mailbox:
             for ref in mailbox.unhandled():
                 handled = _handle_one(mailbox, ref, ctx)
                 if handled is None:
@@ -80,6 +78,8 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
         mailbox.label(ref, outcome)
     log.info("%s link=%s message_id=%s issue=%s reason=%s", outcome.state.value, link.name,
              handled.message_id, outcome.issue_key, outcome.reason)
+    if ctx.settings.demo and outcome.issue_key:
+        outcome = replace(outcome, detail=f"dry run, nothing sent to Jira: would be {outcome.detail}")
     keep_raw = outcome.state in (OutcomeState.REJECTED, OutcomeState.FAILED)
     store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
                       subject=handled.subject, raw=raw.data if keep_raw else None)
@@ -109,3 +109,9 @@ def _reject_too_large(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled |
         mailbox.label(ref, outcome)
     ctx.store.log_outcome(ctx.link, outcome, message_id=None, sender=None, subject=f"(mail {ref.uid}, not downloaded)")
     return Handled(outcome, ledger_id)
+
+
+def poll_links(settings: Settings, store: Store, jira: JiraGateway, link_name: str | None = None) -> list[PollReport]:
+    """One round over every enabled link (or the one named)."""
+    links = [store.link(link_name)] if link_name else [link for link in store.links() if link.enabled]
+    return [poll_mailbox(link, settings, store, jira) for link in links if link is not None]

@@ -56,6 +56,16 @@ class KnownMail:
         return f"mail that {'created' if self.role == 'created' else 'commented on'} {self.issue_key}"
 
 
+LOG_FIELDS = ("time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail",
+              "evidence")
+
+
+def parse_since(value: str) -> datetime:
+    """A --since / ?since= date or time; naive values are UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     time: datetime

@@ -9,4 +9,5 @@ class RecordIgnored:
     name = "record-ignored"
 
     def apply(self, route: Ignore, raw: RawMail, ctx: Context) -> Outcome:
-        return Outcome(OutcomeState.IGNORED, detail=f"not answered, no request: {route.reason}", evidence=route.reason)
+        return Outcome(OutcomeState.IGNORED, detail="automatic mail: no request, no comment, never answered",
+                       evidence=route.reason)

@@ -40,4 +40,7 @@ def open_mailbox(link: Link, *, cafile: str | None = None) -> Mailbox:
     if link.protocol is MailProtocol.EWS:
         from plugin.mailboxes.ews import EwsMailbox
         return EwsMailbox.connect(link, cafile=cafile)
+    if link.protocol is MailProtocol.MAILDIR:
+        from plugin.mailboxes.maildir import MaildirMailbox
+        return MaildirMailbox.connect(link)
     raise NotImplementedError(f"protocol {link.protocol} is not supported yet")

@@ -1,0 +1,50 @@
+"""What a link would do with a mail file, and optionally doing it: threading decisions explained."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from plugin.classify import classify
+from plugin.context import Context
+from plugin.domain import BounceOf, FollowUp, Ignore, Link, MailKind, MailRef, NewRequest, RawMail, Route
+from plugin.errors import MailRejected, RetryLater
+from plugin.parse import parse_mail
+from plugin.pipeline import own_message_id_domains, process
+from plugin.policy import check_sender, effective_verdict
+from plugin.route import choose_route
+from plugin.runtime import Runtime
+
+
+def describe_route(route: Route) -> str:
+    if isinstance(route, FollowUp):
+        return f"comment on {route.issue_key}: {route.evidence}"
+    if isinstance(route, NewRequest):
+        related = f" linked to {route.related_key}" if route.related_key else ""
+        return f"new request{related}: {route.evidence}"
+    if isinstance(route, BounceOf):
+        target = f"recorded on {route.issue_key}" if route.issue_key else "logged only"
+        return f"bounce, {target}: {route.evidence}"
+    assert isinstance(route, Ignore)
+    return f"ignored: {route.reason}"
+
+
+def replay_file(path: Path, link: Link, runtime: Runtime, *, apply: bool) -> str:
+    """One line: the decision for this mail on this link (and what happened, with --apply)."""
+    raw = RawMail(MailRef(link.id, f"replay:{path.name}"), path.read_bytes())
+    ctx = Context(runtime.settings, link, runtime.store, runtime.jira)
+    try:
+        if apply:
+            handled = process(raw, ctx)
+            runtime.store.log_outcome(link, handled.outcome, message_id=handled.message_id,
+                                      sender=handled.sender, subject=handled.subject)
+            outcome = handled.outcome
+            return (f"{path}: {outcome.state.value} {outcome.issue_key or outcome.reason or ''}: "
+                    f"{outcome.detail}" + (f" [{outcome.evidence}]" if outcome.evidence else ""))
+        mail = parse_mail(raw)
+        verdict = effective_verdict(mail, classify(mail, own_domains=own_message_id_domains(ctx)), ctx)
+        if verdict.kind is MailKind.MAIL:
+            check_sender(mail, ctx)
+        return f"{path}: would be {describe_route(choose_route(mail, verdict, ctx))}"
+    except MailRejected as rejected:
+        return f"{path}: rejected {rejected.reason.value}: {rejected.detail}"
+    except RetryLater as outage:
+        return f"{path}: cannot decide now, Jira or the mailbox is unavailable: {outage.detail}"

@@ -1,0 +1,1 @@
+"""Flask blueprints: admin pages, processing and error logs, health."""
