@@ -70,6 +70,7 @@ def inspect_file(path: Path) -> dict[str, Any]:
         mail = parse_bytes(data, MailRef(link_id=0, uid=path.name, size_bytes=len(data)))
     except MailRejected as rejected:
         return _invalid_json(str(path), rejected.reason.value)
-    if mail.sender is None:
-        return _mail_json(str(path), mail, Verdict(MailKind.MAIL)) | {"kind": "invalid", "reason": "missing-from"}
-    return _mail_json(str(path), mail, classify(mail))
+    verdict = classify(mail)
+    if verdict.kind is MailKind.MAIL and mail.sender is None:
+        return _mail_json(str(path), mail, verdict) | {"kind": "invalid", "reason": "missing-from"}
+    return _mail_json(str(path), mail, verdict)
