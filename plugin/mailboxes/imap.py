@@ -1,0 +1,200 @@
+"""IMAP mailboxes: list unread mail, fetch it without marking it read, label it when Jira has it."""
+from __future__ import annotations
+
+import imaplib
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from plugin.domain import Link, MailRef, Outcome, RawMail, Security
+from plugin.errors import RetryLater
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 30.0
+RETRY_AFTER_S = 60.0
+# A wrong password or an untrusted certificate needs the admin; retrying soon only risks a lockout.
+RETRY_AFTER_CONFIG_S = 300.0
+SEEN = "\\Seen"
+# RFC 3501 9: atom-specials are "(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]"; CHAR is 7-bit.
+ATOM_SPECIALS = frozenset('(){ %*"\\]')
+BYTES_REPR = re.compile(r"b(['\"])(.*)\1", re.DOTALL)
+# "* OK [CAPABILITY ...] Dovecot ready." -> "Dovecot ready."
+GREETING_PREFIX = re.compile(rb"^\* OK (\[[^\]]*\] )?")
+
+
+class ImapMailbox:
+    """One logged-in IMAP session with the link's folder selected read-write."""
+
+    def __init__(self, link: Link, client: IMAPClient) -> None:
+        self.link = link
+        self._client = client
+
+    @classmethod
+    def connect(cls, link: Link, cafile: str | None = None) -> ImapMailbox:
+        """Connect with the link's security, log in and select its folder."""
+        for keyword in (link.processed_label, link.rejected_label):
+            check_keyword(keyword)
+        with _retry_later_on_failure(link, "connect"):
+            client = _open(link, cafile)
+            try:
+                client.login(link.username, link.password.reveal())
+                client.select_folder(link.folder)
+            except BaseException:
+                _discard(client)
+                raise
+        return cls(link, client)
+
+    def unhandled(self) -> list[MailRef]:
+        """Unread, undeleted mail without our labels, oldest UID first, with RFC822.SIZE."""
+        with _retry_later_on_failure(self.link, "list unread mail"):
+            uids = self._client.search(
+                ["UNSEEN", "UNDELETED", "UNKEYWORD", self.link.processed_label, "UNKEYWORD", self.link.rejected_label]
+            )
+            if not uids:
+                return []
+            sizes = self._client.fetch(uids, ["RFC822.SIZE"])
+        # A UID missing from the FETCH answer was expunged by another client in between.
+        return [MailRef(self.link.id, str(uid), sizes[uid][b"RFC822.SIZE"]) for uid in sorted(sizes)]
+
+    def fetch(self, ref: MailRef) -> RawMail:
+        """The raw mail, read with BODY.PEEK[] so it stays unread (RFC 3501 6.4.5)."""
+        with _retry_later_on_failure(self.link, f"fetch mail {ref.uid}"):
+            fetched = self._client.fetch([int(ref.uid)], ["BODY.PEEK[]"])
+        if int(ref.uid) not in fetched:
+            detail = f"mail {ref.uid} is no longer in {self.link.folder}: another client moved or deleted it"
+            raise RetryLater(detail, RETRY_AFTER_S)
+        return RawMail(ref, fetched[int(ref.uid)][b"BODY[]"])
+
+    def label(self, ref: MailRef, outcome: Outcome) -> None:
+        """Mark a finally handled mail read with the processed or rejected keyword; leave the rest."""
+        if not outcome.state.is_final:
+            return
+        keyword = self.link.rejected_label if outcome.state.labels_as_rejected else self.link.processed_label
+        with _retry_later_on_failure(self.link, f"label mail {ref.uid}"):
+            stored = self._client.add_flags([int(ref.uid)], [SEEN, keyword])
+        # The untagged FETCH after STORE shows what the server kept (RFC 3501 6.4.6); none means expunged.
+        if int(ref.uid) not in stored:
+            log.info("label skipped mailbox=%s uid=%s: mail no longer in %s", self.link.id, ref.uid, self.link.folder)
+            return
+        kept = {flag.decode("ascii", "replace").casefold() for flag in stored[int(ref.uid)]}
+        if not {SEEN.casefold(), keyword.casefold()} <= kept:
+            raise RetryLater(
+                f"the server did not keep the label {keyword} on mail {ref.uid}; "
+                "it may not allow custom keywords in this folder",
+                RETRY_AFTER_CONFIG_S,
+            )
+
+    def close(self) -> None:
+        """Log out; never CLOSE or EXPUNGE, which would remove mail others marked \\Deleted (RFC 3501 6.4.2)."""
+        try:
+            self._client.logout()
+        except (imaplib.IMAP4.error, OSError) as exc:
+            log.debug("logout failed mailbox=%s: %s", self.link.id, exc)
+            _discard(self._client)
+
+    def __enter__(self) -> ImapMailbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _summary(self) -> str:
+        """One paragraph for the admin: greeting, capabilities, folder size, unhandled count."""
+        greeting = GREETING_PREFIX.sub(b"", self._client.welcome or b"").decode("ascii", "replace").strip()
+        capabilities = " ".join(cap.decode("ascii", "replace") for cap in self._client.capabilities())
+        # RFC 3501 6.3.10: STATUS should not be asked of the selected folder; SELECT again tells EXISTS.
+        total = self._client.select_folder(self.link.folder)[b"EXISTS"]
+        return (
+            f"Connected to {self.link.host}:{self.link.port} ({self.link.security}); "
+            f"greeting: {greeting}; capabilities: {capabilities}; "
+            f"folder {self.link.folder}: {total} mails, {len(self.unhandled())} unhandled."
+        )
+
+
+def test_connection(link: Link, cafile: str | None = None) -> str:
+    """Connect, log in and count unhandled mail, for the admin's "test the link" button."""
+    with ImapMailbox.connect(link, cafile=cafile) as mailbox:
+        with _retry_later_on_failure(link, "read the folder status"):
+            return mailbox._summary()
+
+
+test_connection.__test__ = False  # a product function, not a pytest test
+
+
+def check_keyword(keyword: str) -> None:
+    """Raise ValueError unless `keyword` is an IMAP atom usable as a flag keyword (RFC 3501 9)."""
+    bad = sorted({ch for ch in keyword if not 0x20 < ord(ch) < 0x7F or ch in ATOM_SPECIALS})
+    if not keyword or bad:
+        shown = ", ".join(repr(ch) for ch in bad) or "it is empty"
+        raise ValueError(
+            f"mailbox label {keyword!r} cannot be an IMAP keyword: {shown}; "
+            "use ASCII letters, digits and - _ . only"
+        )
+
+
+def _open(link: Link, cafile: str | None) -> IMAPClient:
+    """A connected client, encrypted as the link says."""
+    context = ssl.create_default_context(cafile=cafile)
+    if link.security is Security.SSL:
+        return IMAPClient(link.host, port=link.port, ssl=True, ssl_context=context, timeout=TIMEOUT_S)
+    # IMAPClient defaults to implicit TLS; plain and STARTTLS ports must say ssl=False.
+    client = IMAPClient(link.host, port=link.port, ssl=False, timeout=TIMEOUT_S)
+    if link.security is Security.STARTTLS:
+        try:
+            client.starttls(context)
+        except BaseException:
+            _discard(client)
+            raise
+    return client
+
+
+def _discard(client: IMAPClient) -> None:
+    """Close the socket after a failure; it may be closed already, which must not hide that failure."""
+    with suppress(OSError):
+        client.shutdown()
+
+
+@contextmanager
+def _retry_later_on_failure(link: Link, action: str) -> Iterator[None]:
+    """Turn socket, TLS, login and protocol errors into RetryLater with a plain-language detail."""
+    where = f"{link.host}:{link.port}"
+    failed = f"could not {action}:"
+    try:
+        yield
+    except LoginError as exc:
+        detail = f"{failed} {where} refused the login of {link.username} ({_reply(exc, link)})"
+        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+    except ssl.SSLCertVerificationError as exc:
+        detail = f"{failed} the certificate of {where} is not trusted ({exc.verify_message})"
+        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+    except ssl.SSLError as exc:
+        detail = f"{failed} TLS with {where} failed ({exc.reason or exc}); check the security setting and port"
+        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+    except socket.gaierror as exc:
+        raise RetryLater(f"{failed} the host name {link.host} was not found", RETRY_AFTER_S) from exc
+    except ConnectionRefusedError as exc:
+        raise RetryLater(f"{failed} {where} refused the connection; is the port right?", RETRY_AFTER_S) from exc
+    except TimeoutError as exc:
+        raise RetryLater(f"{failed} {where} did not answer within {TIMEOUT_S:.0f} s", RETRY_AFTER_S) from exc
+    except imaplib.IMAP4.abort as exc:
+        raise RetryLater(f"{failed} the connection to {where} was lost ({_reply(exc, link)})", RETRY_AFTER_S) from exc
+    except imaplib.IMAP4.error as exc:
+        raise RetryLater(f"{failed} {where} answered with an error ({_reply(exc, link)})", RETRY_AFTER_S) from exc
+    except OSError as exc:
+        raise RetryLater(f"{failed} network error with {where} ({exc.strerror or exc})", RETRY_AFTER_S) from exc
+
+
+def _reply(exc: Exception, link: Link) -> str:
+    """The server's words from an imaplib error, withheld if they would show the password."""
+    text = str(exc)
+    quoted = BYTES_REPR.fullmatch(text)  # imaplib passes the raw reply bytes, so str() gives "b'...'"
+    text = quoted.group(2) if quoted else text
+    password = link.password.reveal()
+    return "reply withheld: it contains the password" if password and password in text else text

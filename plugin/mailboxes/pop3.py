@@ -1,0 +1,164 @@
+"""POP3 mailboxes: every message on the server is unhandled; a handled one is deleted at QUIT."""
+from __future__ import annotations
+
+import logging
+import poplib
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from plugin.domain import Link, MailRef, Outcome, RawMail, Security
+from plugin.errors import RetryLater
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 30.0
+RETRY_AFTER_S = 60.0
+# A wrong password or an untrusted certificate needs the admin; retrying soon only risks a lockout.
+RETRY_AFTER_CONFIG_S = 300.0
+
+
+class Pop3Mailbox:
+    """One logged-in POP3 session; DELE marks are committed only by close() (RFC 1939 6, UPDATE)."""
+
+    def __init__(self, link: Link, conn: poplib.POP3) -> None:
+        self.link = link
+        self._conn = conn
+        self._numbers: dict[str, int] | None = None
+        self._deleted: set[int] = set()
+
+    @classmethod
+    def connect(cls, link: Link, cafile: str | None = None) -> Pop3Mailbox:
+        """Connect with the link's security and log in."""
+        with _retry_later_on_failure(link, "connect"):
+            conn = _open(link, cafile)
+            try:
+                conn.user(link.username)
+                conn.pass_(link.password.reveal())
+            except poplib.error_proto as exc:
+                _discard(conn)
+                detail = f"could not connect: {link.host}:{link.port} refused the login of {link.username}"
+                raise RetryLater(f"{detail} ({_reply(exc, link)})", RETRY_AFTER_CONFIG_S) from exc
+            except BaseException:
+                _discard(conn)
+                raise
+        return cls(link, conn)
+
+    def unhandled(self) -> list[MailRef]:
+        """Every message on the server, by UIDL, with its LIST size, in message-number order."""
+        with _retry_later_on_failure(self.link, "list mail"):
+            numbers = self._uid_numbers()
+            _, lines, _ = self._conn.list()
+        sizes = dict(_pairs(lines))
+        return [
+            MailRef(self.link.id, uid, int(sizes[number]))
+            for uid, number in sorted(numbers.items(), key=lambda item: item[1])
+            if number not in self._deleted
+        ]
+
+    def fetch(self, ref: MailRef) -> RawMail:
+        """The whole mail by RETR; POP3 has no read state, so this changes nothing."""
+        with _retry_later_on_failure(self.link, f"fetch mail {ref.uid}"):
+            number = self._uid_numbers().get(ref.uid)
+            if number is None:
+                raise RetryLater(f"mail {ref.uid} is no longer on the server: another client deleted it", RETRY_AFTER_S)
+            _, lines, _ = self._conn.retr(number)
+        # poplib strips the CRLFs and undoes dot-stuffing (RFC 1939 3); put the line ends back.
+        return RawMail(ref, b"".join(line + b"\r\n" for line in lines))
+
+    def label(self, ref: MailRef, outcome: Outcome) -> None:
+        """Mark a finally handled mail for deletion; it goes at QUIT, never on a dropped connection."""
+        if not outcome.state.is_final:
+            return
+        with _retry_later_on_failure(self.link, f"delete mail {ref.uid}"):
+            number = self._uid_numbers().get(ref.uid)
+            if number is None or number in self._deleted:
+                log.info("delete skipped mailbox=%s uid=%s: already gone", self.link.id, ref.uid)
+                return
+            self._conn.dele(number)
+        self._deleted.add(number)
+
+    def close(self) -> None:
+        """QUIT, which commits the deletions; if it fails they stay and the mail is listed again."""
+        try:
+            self._conn.quit()
+        except (poplib.error_proto, OSError) as exc:
+            # The ledger knows these mails, so seeing them again creates nothing twice.
+            log.warning("QUIT failed mailbox=%s, %d marked mails not deleted: %s",
+                        self.link.id, len(self._deleted), exc)
+            _discard(self._conn)
+
+    def __enter__(self) -> Pop3Mailbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _uid_numbers(self) -> dict[str, int]:
+        """UIDL -> message number; numbers never change within a session (RFC 1939 4), so ask once."""
+        if self._numbers is None:
+            _, lines, _ = self._conn.uidl()
+            self._numbers = {uid: number for number, uid in _pairs(lines)}
+        return self._numbers
+
+
+def _pairs(lines: list[bytes]) -> Iterator[tuple[int, str]]:
+    """Message number and value of each "number value" line of a UIDL or LIST answer (RFC 1939 5, 7)."""
+    for line in lines:
+        number, value = line.split()[:2]
+        yield int(number), value.decode("ascii")
+
+
+def _open(link: Link, cafile: str | None) -> poplib.POP3:
+    """A connected session, encrypted as the link says."""
+    context = ssl.create_default_context(cafile=cafile)
+    if link.security is Security.SSL:
+        return poplib.POP3_SSL(link.host, link.port, timeout=TIMEOUT_S, context=context)
+    conn = poplib.POP3(link.host, link.port, timeout=TIMEOUT_S)
+    if link.security is Security.STARTTLS:
+        try:
+            conn.stls(context)  # RFC 2595 4
+        except BaseException:
+            _discard(conn)
+            raise
+    return conn
+
+
+def _discard(conn: poplib.POP3) -> None:
+    """Close the socket after a failure; it may be closed already, which must not hide that failure."""
+    with suppress(OSError):
+        conn.close()
+
+
+@contextmanager
+def _retry_later_on_failure(link: Link, action: str) -> Iterator[None]:
+    """Turn socket, TLS and protocol errors into RetryLater with a plain-language detail."""
+    where = f"{link.host}:{link.port}"
+    failed = f"could not {action}:"
+    try:
+        yield
+    except ssl.SSLCertVerificationError as exc:
+        detail = f"{failed} the certificate of {where} is not trusted ({exc.verify_message})"
+        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+    except ssl.SSLError as exc:
+        detail = f"{failed} TLS with {where} failed ({exc.reason or exc}); check the security setting and port"
+        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+    except socket.gaierror as exc:
+        raise RetryLater(f"{failed} the host name {link.host} was not found", RETRY_AFTER_S) from exc
+    except ConnectionRefusedError as exc:
+        raise RetryLater(f"{failed} {where} refused the connection; is the port right?", RETRY_AFTER_S) from exc
+    except TimeoutError as exc:
+        raise RetryLater(f"{failed} {where} did not answer within {TIMEOUT_S:.0f} s", RETRY_AFTER_S) from exc
+    except poplib.error_proto as exc:
+        raise RetryLater(f"{failed} {where} answered with an error ({_reply(exc, link)})", RETRY_AFTER_S) from exc
+    except OSError as exc:
+        raise RetryLater(f"{failed} network error with {where} ({exc.strerror or exc})", RETRY_AFTER_S) from exc
+
+
+def _reply(exc: poplib.error_proto, link: Link) -> str:
+    """The server's words from a poplib error, withheld if they would show the password."""
+    reply = exc.args[0] if exc.args else b""  # poplib passes the raw reply line
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    password = link.password.reveal()
+    return "reply withheld: it contains the password" if password and password in text else text

@@ -1,0 +1,52 @@
+"""Fixture: an aiosmtpd sink on loopback that keeps every mail it receives."""
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+@dataclass
+class SmtpSink:
+    """Where the sink listens and what it has received, in order."""
+
+    host: str = HOST
+    port: int = 0
+    messages: list[ReceivedMail] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """aiosmtpd handler hook: keep the mail, accept it."""
+        self.messages.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    # Controller cannot take port 0: it connects to its own port to check that it is up.
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An SMTP server on a free loopback port for one test; `.messages` lists what arrived."""
+    sink = SmtpSink(port=_free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
