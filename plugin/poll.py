@@ -16,7 +16,6 @@ from plugin.settings import Settings
 from plugin.store import Store
 
 log = logging.getLogger(__name__)
-MB = 1024 * 1024
 
 
 @dataclass
@@ -86,6 +85,13 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     return handled
 
 
+def human_size(size_bytes: int) -> str:
+    for unit, scale in (("MB", 1024 * 1024), ("kB", 1024)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} bytes"
+
+
 def _describe(raw: RawMail, outcome: Outcome) -> Handled:
     """What the log shows of a mail whose handling stopped midway."""
     try:
@@ -102,7 +108,7 @@ def _reject_too_large(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled |
     if ctx.store.ledger_entry(ctx.link.id, ledger_id):
         return None  # POP3 cannot label it: logged once, left on the server
     outcome = Outcome(OutcomeState.REJECTED, reason=RejectReason.TOO_LARGE,
-                      detail=f"{ref.size_bytes / MB:.1f} MB is over the {ctx.link.max_size_bytes / MB:g} MB "
+                      detail=f"{human_size(ref.size_bytes)} is over the {human_size(ctx.link.max_size_bytes)} "
                              "limit of this link; the mail was not downloaded and stays in the mailbox")
     ctx.store.finish(ctx.link.id, ledger_id, outcome)
     if ctx.link.protocol is not MailProtocol.POP3:

@@ -64,6 +64,6 @@ class Service:
 
 @pytest.fixture
 def service(settings, store, mail_account) -> Service:
-    link = store.add_link(mail_account.link())
+    link = store.add_link(mail_account.link(address="support@example.test"))
     jira = RestJira(settings.jira_url, settings.jira_email, settings.jira_api_token, settings.jira_timeout_s)
     return Service(settings, store, jira, link)
