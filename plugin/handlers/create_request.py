@@ -47,8 +47,8 @@ class CreateRequest:
         added, skipped = add_participants(ctx, key, draft.participants)
         if draft.attachments:
             ctx.jira.attach(link.service_desk_id, key, draft.attachments)
-        if route.related_key:
-            ctx.jira.link_issues(route.related_key, key)
+        if route.related_key and not recovered:
+            self._relate(ctx, route, key)
         ctx.store.remember_mail(link.id, key, direction="in", role="created", message_id=mail.message_id,
                                 conversation_id=conversation_id(mail.thread.thread_index),
                                 subject_words=subject_words(mail.subject, link.smart_match),
@@ -60,6 +60,14 @@ class CreateRequest:
             detail.append(f"{len(draft.attachments)} attachment(s)")
         detail.append(people_note(added, skipped))
         return Outcome(OutcomeState.CREATED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence)
+
+    @staticmethod
+    def _relate(ctx: Context, route: NewRequest, key: str) -> None:
+        """Link the new request to the one the mail came from, with a note for agents on both."""
+        ctx.jira.link_issues(route.related_key, key)
+        ctx.jira.add_comment(route.related_key, f"A mail that belongs to this request was raised as {key} "
+                             f"instead of a comment: {route.evidence}", public=False)
+        ctx.jira.add_comment(key, f"This request follows {route.related_key}: {route.evidence}", public=False)
 
     @staticmethod
     def _find_earlier_attempt(ctx: Context, ledger_id: str, reporter_id: str, summary: str, started_at) -> str | None:
