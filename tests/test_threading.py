@@ -209,3 +209,12 @@ def test_replay_shows_the_decision_without_changing_anything(service, mail_accou
                              f"In-Reply-To <{ORIGINAL_ID}> = mail that created SD-1")
     assert lines[1].endswith(f"would be comment on SD-1: In-Reply-To <{ORIGINAL_ID}> = mail that created SD-1")
     assert len(fake_jira.requests) == 1 and len(original.comments) == comments_before
+
+
+def test_tracking_token_in_the_subject_threads_like_an_issue_key(service, mail_account, fake_jira, original):
+    service.relink(tracking_token="CRM")
+
+    _, entry = poll_one(service, mail_account, "thread_reply_tracking_token.eml")
+
+    assert (entry.outcome, entry.issue_key) == ("commented", "SD-1")
+    assert entry.evidence == "subject key SD-1, sender is reporter or participant"
