@@ -4,7 +4,6 @@ from __future__ import annotations
 import imaplib
 import logging
 import re
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -14,13 +13,11 @@ from imapclient.exceptions import LoginError
 
 from plugin.domain import Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
+from plugin.mailboxes.network import (RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, network_errors_as_retry,
+                                       withhold_password)
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 30.0
-RETRY_AFTER_S = 60.0
-# A wrong password or an untrusted certificate needs the admin; retrying soon only risks a lockout.
-RETRY_AFTER_CONFIG_S = 300.0
 SEEN = "\\Seen"
 # RFC 3501 9: atom-specials are "(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]"; CHAR is 7-bit.
 ATOM_SPECIALS = frozenset('(){ %*"\\]')
@@ -166,29 +163,17 @@ def _retry_later_on_failure(link: Link, action: str) -> Iterator[None]:
     """Turn socket, TLS, login and protocol errors into RetryLater with a plain-language detail."""
     where = f"{link.host}:{link.port}"
     failed = f"could not {action}:"
-    try:
-        yield
-    except LoginError as exc:
-        detail = f"{failed} {where} refused the login of {link.username} ({_reply(exc, link)})"
-        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
-    except ssl.SSLCertVerificationError as exc:
-        detail = f"{failed} the certificate of {where} is not trusted ({exc.verify_message})"
-        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
-    except ssl.SSLError as exc:
-        detail = f"{failed} TLS with {where} failed ({exc.reason or exc}); check the security setting and port"
-        raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
-    except socket.gaierror as exc:
-        raise RetryLater(f"{failed} the host name {link.host} was not found", RETRY_AFTER_S) from exc
-    except ConnectionRefusedError as exc:
-        raise RetryLater(f"{failed} {where} refused the connection; is the port right?", RETRY_AFTER_S) from exc
-    except TimeoutError as exc:
-        raise RetryLater(f"{failed} {where} did not answer within {TIMEOUT_S:.0f} s", RETRY_AFTER_S) from exc
-    except imaplib.IMAP4.abort as exc:
-        raise RetryLater(f"{failed} the connection to {where} was lost ({_reply(exc, link)})", RETRY_AFTER_S) from exc
-    except imaplib.IMAP4.error as exc:
-        raise RetryLater(f"{failed} {where} answered with an error ({_reply(exc, link)})", RETRY_AFTER_S) from exc
-    except OSError as exc:
-        raise RetryLater(f"{failed} network error with {where} ({exc.strerror or exc})", RETRY_AFTER_S) from exc
+    with network_errors_as_retry(link, action):
+        try:
+            yield
+        except LoginError as exc:
+            detail = f"{failed} {where} refused the login of {link.username} ({_reply(exc, link)})"
+            raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+        except imaplib.IMAP4.abort as exc:
+            detail = f"{failed} the connection to {where} was lost ({_reply(exc, link)})"
+            raise RetryLater(detail, RETRY_AFTER_S) from exc
+        except imaplib.IMAP4.error as exc:
+            raise RetryLater(f"{failed} {where} answered with an error ({_reply(exc, link)})", RETRY_AFTER_S) from exc
 
 
 def _reply(exc: Exception, link: Link) -> str:
@@ -196,5 +181,4 @@ def _reply(exc: Exception, link: Link) -> str:
     text = str(exc)
     quoted = BYTES_REPR.fullmatch(text)  # imaplib passes the raw reply bytes, so str() gives "b'...'"
     text = quoted.group(2) if quoted else text
-    password = link.password.reveal()
-    return "reply withheld: it contains the password" if password and password in text else text
+    return withhold_password(text, link)

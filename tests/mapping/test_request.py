@@ -1,4 +1,4 @@
-from plugin.domain import Address, Attachment
+from plugin.domain import Address
 from plugin.mapping.request import FULL_BODY_FILENAME, description_from, participants_from, request_draft
 from plugin.mapping.wiki import JIRA_TEXT_FIELD_LIMIT
 from plugin.parse import parse_bytes
