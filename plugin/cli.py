@@ -122,11 +122,13 @@ def cmd_poll(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.link and runtime.store.link(args.link) is None:
         return fail(f"no link named {args.link!r}")
     while True:
-        for report in poll_links(runtime.settings, runtime.store, runtime.jira, args.link):
+        reports = poll_links(runtime.settings, runtime.store, runtime.jira, args.link)
+        for report in reports:
             print(report, flush=True)
         if args.once:
             return 0
-        time.sleep(runtime.settings.poll_interval_s)
+        waits = [r.retry_after_s for r in reports if r.retry_after_s] + [runtime.settings.poll_interval_s]
+        time.sleep(max(waits))
 
 
 def cmd_logs(args: argparse.Namespace, runtime: Runtime) -> int:

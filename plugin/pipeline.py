@@ -22,6 +22,7 @@ class Handled:
     message_id: str | None = None
     sender: str | None = None
     subject: str | None = None
+    retry_after_s: float | None = None  # set when Jira asked us to wait (Retry-After)
 
 
 def own_message_id_domains(ctx: Context) -> frozenset[str]:

@@ -43,7 +43,7 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
                     continue
                 report.outcomes[handled.outcome.state.value] += 1
                 if handled.outcome.state is OutcomeState.WAITING_RETRY:
-                    report.error = handled.outcome.detail
+                    report.error, report.retry_after_s = handled.outcome.detail, handled.retry_after_s
                     break
     except RetryLater as outage:
         log.warning("mailbox unavailable link=%s: %s", link.name, outage.detail)
@@ -62,7 +62,7 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     except RetryLater as outage:
         log.warning("waiting-retry link=%s uid=%s: %s", link.name, ref.uid, outage.detail)
         outcome = Outcome(OutcomeState.WAITING_RETRY, detail=f"{outage.detail}; retried at the next poll")
-        handled = _describe(raw, outcome)
+        handled = replace(_describe(raw, outcome), retry_after_s=outage.after_s)
         store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
                           subject=handled.subject)
         return handled

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -14,13 +14,17 @@ SYNC_INTERVAL_S = 30
 PURGE_INTERVAL_H = 24
 
 
-def poll_job(runtime: Runtime, link_id: int) -> None:
+def poll_job(scheduler: BackgroundScheduler, runtime: Runtime, link_id: int) -> None:
     link = runtime.store.link(link_id)
     if link is None or not link.enabled:
         return
     report = poll_mailbox(link, runtime.settings, runtime.store, runtime.jira)
     if report.outcomes or report.error:
         log.info("poll %s", report)
+    if report.retry_after_s and report.retry_after_s > runtime.settings.poll_interval_s:
+        # Honour Retry-After (Jira's rate limit, a locked-out mailbox) instead of the usual interval.
+        scheduler.modify_job(f"poll:{link_id}", next_run_time=datetime.now(timezone.utc)
+                             + timedelta(seconds=report.retry_after_s))
 
 
 def sync_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> None:
@@ -31,7 +35,7 @@ def sync_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> None:
             job.remove()
     for job_id, link in wanted.items():
         if scheduler.get_job(job_id) is None:
-            scheduler.add_job(poll_job, "interval", args=(runtime, link.id), id=job_id, name=f"poll {link.name}",
+            scheduler.add_job(poll_job, "interval", args=(scheduler, runtime, link.id), id=job_id, name=f"poll {link.name}",
                               seconds=runtime.settings.poll_interval_s, max_instances=1, coalesce=True,
                               next_run_time=datetime.now(timezone.utc))
 

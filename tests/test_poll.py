@@ -204,3 +204,22 @@ def test_imap_over_tls_with_the_servers_certificate(service, mail_account, fake_
     service.poll()
 
     assert len(fake_jira.requests) == 1
+
+
+def test_retry_after_from_jira_reaches_the_scheduler(service, mail_account, fake_jira):
+    mail_account.append(mail_file("request_plain.eml"))
+    fake_jira.fail_next(1, status=429, retry_after=120, path=r"/rest/servicedeskapi/request$", method="POST")
+
+    report = service.poll()
+
+    assert report.retry_after_s == 120
+
+
+def test_an_outage_is_one_error_log_row_not_one_per_poll(service, mail_account, settings):
+    service.relink(port=1)  # nothing listens there
+
+    service.poll()
+    service.poll()
+
+    [error] = service.store.error_log()
+    assert "refused the connection" in error.summary
