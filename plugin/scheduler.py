@@ -35,9 +35,9 @@ def sync_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> None:
             job.remove()
     for job_id, link in wanted.items():
         if scheduler.get_job(job_id) is None:
-            scheduler.add_job(poll_job, "interval", args=(scheduler, runtime, link.id), id=job_id, name=f"poll {link.name}",
-                              seconds=runtime.settings.poll_interval_s, max_instances=1, coalesce=True,
-                              next_run_time=datetime.now(timezone.utc))
+            scheduler.add_job(poll_job, "interval", args=(scheduler, runtime, link.id), id=job_id,
+                              name=f"poll {link.name}", seconds=runtime.settings.poll_interval_s,
+                              max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
