@@ -1,30 +1,30 @@
-"""The long-lived parts one process shares: settings, store and Jira, built once."""
+"""The long-lived parts one process shares: settings, store and Jira, each built once on first use."""
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from functools import cached_property
-
 from plugin.dry_run import DryRunJira
-from plugin.jira_gateway import JiraGateway
+from plugin.jira_gateway import JiraGateway, RestJira
 from plugin.settings import Settings
 from plugin.store import Store
 
-log = logging.getLogger(__name__)
 
-
-@dataclass
 class Runtime:
-    settings: Settings
+    def __init__(self, settings: Settings, *, store: Store | None = None, jira: JiraGateway | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._jira = jira
 
-    @cached_property
+    @property
     def store(self) -> Store:
-        return Store(self.settings)
+        if self._store is None:
+            self._store = Store(self.settings)
+        return self._store
 
-    @cached_property
+    @property
     def jira(self) -> JiraGateway:
-        if self.settings.demo:
-            return DryRunJira(self.settings.data_dir / "dry-run-jira.json")
-        from plugin.jira_gateway import RestJira
-        return RestJira(self.settings.jira_url, self.settings.jira_email or "", self.settings.jira_api_token,
-                        self.settings.jira_timeout_s)
+        """The dry-run Jira in demo mode (no JSM_MAIL_JIRA_URL), else Jira Cloud's REST APIs."""
+        if self._jira is None:
+            settings = self.settings
+            self._jira = (DryRunJira(settings.data_dir / "dry-run-jira.json") if settings.demo else
+                          RestJira(settings.jira_url, settings.jira_email or "", settings.jira_api_token,
+                                   settings.jira_timeout_s))
+        return self._jira

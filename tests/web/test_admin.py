@@ -12,8 +12,7 @@ from tests.conftest import mail_file
 
 @pytest.fixture
 def client(service):
-    runtime = Runtime(service.settings)
-    runtime.__dict__.update(store=service.store, jira=service.jira)
+    runtime = Runtime(service.settings, store=service.store, jira=service.jira)
     app = create_app(runtime)
     app.config["TESTING"] = True
     return app.test_client()
