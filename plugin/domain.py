@@ -228,7 +228,8 @@ class CommentDraft:
     body: str
     author: Address
     new_participants: tuple[Address, ...]
-    attachments: tuple[Attachment, ...]
+    attachments: tuple[Attachment, ...]  # the mail's own attachments, public like the comment
+    original: Attachment | None = None  # the whole mail, for agents, when the comment leaves text out
 
 
 class MailProtocol(StrEnum):

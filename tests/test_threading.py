@@ -51,7 +51,8 @@ def test_reply_by_in_reply_to_becomes_comment_with_only_the_new_text(service, ma
     [comment] = customer_comments(original)
     assert comment.public
     assert comment.body == "*Dana Reyes* (dana@example.com) wrote:\n\nIt is back online now, thanks\\!"
-    assert "original-mail.eml" in [a.filename for a in original.attachments]
+    [kept] = [a for a in original.attachments if a.filename == "original-mail.eml"]
+    assert not kept.public and kept.data == mail_file("thread_reply_in_reply_to_gmail.eml")
     assert "\\Seen" in mail_account.flags(uid) and "jsm-processed" in mail_account.flags(uid)
 
 

@@ -25,6 +25,9 @@ class CommentOnRequest:
                               own_addresses=link.own_addresses)
         if draft.attachments:
             ctx.jira.attach(link.service_desk_id, key, draft.attachments)
+        if draft.original:
+            # Quoted history may name people the customer did not write to: agents only.
+            ctx.jira.attach(link.service_desk_id, key, (draft.original,), public=False)
         ctx.jira.add_comment(key, draft.body, public=True, ledger_key=mail.ledger_id)
         added, skipped = add_participants(ctx, key, draft.new_participants)
         ctx.store.clear_undeliverable(mail.sender.address)
@@ -35,5 +38,7 @@ class CommentOnRequest:
         detail = [f"comment on {key}"]
         if draft.attachments:
             detail.append(f"{len(draft.attachments)} attachment(s)")
+        if draft.original:
+            detail.append("quoted text left out; original attached for agents")
         detail.append(people_note(added, skipped))
         return Outcome(OutcomeState.COMMENTED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence)

@@ -19,7 +19,7 @@ def comment_draft(mail: InboundMail, reply: str, raw: bytes, *, known_people: fr
     """The comment for a reply; the whole mail is attached when quote stripping removed text."""
     assert mail.sender is not None, "the pipeline rejects mail without a sender first"
     stripped = reply.strip() != mail.body_text.strip()
-    body = escape_wiki(reply.strip()) if reply.strip() else "_(No new text in this mail; see the attached original.)_"
+    body = escape_wiki(reply.strip()) if reply.strip() else "_(No new text in this mail; the original is attached for agents.)_"
     newcomers = _newcomers(mail, known_people | own_addresses)
     room = max(MAX_PARTICIPANTS - participant_count, 0)
     added, left_out = newcomers[:room], newcomers[room:]
@@ -31,10 +31,9 @@ def comment_draft(mail: InboundMail, reply: str, raw: bytes, *, known_people: fr
     if len(text) > JIRA_TEXT_FIELD_LIMIT:
         text = text[:JIRA_TEXT_FIELD_LIMIT - 80].rstrip("\\") + "\n\n_(Cut to fit Jira; see the attached original.)_"
         stripped = True
-    attachments = mail.attachments
-    if stripped or not reply.strip():
-        attachments += (Attachment(ORIGINAL_FILENAME, "message/rfc822", raw),)
-    return CommentDraft(body=text, author=mail.sender, new_participants=tuple(added), attachments=attachments)
+    original = Attachment(ORIGINAL_FILENAME, "message/rfc822", raw) if stripped or not reply.strip() else None
+    return CommentDraft(body=text, author=mail.sender, new_participants=tuple(added), attachments=mail.attachments,
+                        original=original)
 
 
 def _newcomers(mail: InboundMail, known: frozenset[str]) -> list[Address]:

@@ -13,7 +13,7 @@ def test_comment_says_who_wrote_it_and_escapes_the_text():
                           participant_count=1, own_addresses=frozenset({"support@example.test"}))
     assert draft.body == "*Kim Park* (kim@example.com) wrote:\n\nNew \\*text\\*"
     assert [p.address for p in draft.new_participants] == ["kim@example.com", "a@example.com", "b@example.com"]
-    assert [a.filename for a in draft.attachments] == [ORIGINAL_FILENAME]
+    assert draft.attachments == () and draft.original.filename == ORIGINAL_FILENAME
     assert draft.author == Address("Kim Park", "kim@example.com")
 
 
@@ -31,4 +31,4 @@ def test_unstripped_reply_attaches_nothing_extra():
     mail = parse_bytes(raw)
     draft = comment_draft(mail, "Just text", raw, known_people=frozenset(), participant_count=0,
                           own_addresses=frozenset())
-    assert draft.attachments == () and draft.body == "*kim@example.com* wrote:\n\nJust text"
+    assert draft.original is None and draft.body == "*kim@example.com* wrote:\n\nJust text"
