@@ -12,8 +12,10 @@ from flufl.bounce import all_failures
 
 from plugin.domain import BounceRecipient, BounceReport
 
-# flufl.bounce logs each of its detectors at INFO for every message: noise, once per mail.
-logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
+# flufl.bounce logs each of its detectors at INFO for every message, and a detector that trips over
+# a damaged mail at ERROR before re-raising; _flufl_failures handles that, so both are noise.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 # RFC 3464 section 2.3.3: actions that report a successful delivery, not a failure.
 SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded", "deliverable"})
@@ -275,6 +277,16 @@ def looks_like_notice(msg: Message) -> bool:
     return bool(_FAILURE_TEXT.search(notice_text(msg)[:4000]))
 
 
+def _flufl_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's (temporary, permanent) failed recipients; none when its detectors cannot read the mail."""
+    try:
+        return all_failures(msg)
+    except Exception as exc:  # its detectors assume sane headers (a str From holding an address)
+        log.debug("flufl.bounce could not read a damaged notice (%s: %s); reading it ourselves",
+                  type(exc).__name__, exc)
+        return frozenset(), frozenset()
+
+
 def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
     """Failed recipients of a bounce without delivery-status part, read from its notice text."""
     text = notice_text(msg)
@@ -283,7 +295,7 @@ def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
     failed = [a for v in msg.get_all("X-Failed-Recipients", []) for a in _ADDRESS.findall(str(v))]
     if failed:
         return tuple(_recipient(a, _context(text, a), temporary) for a in dict.fromkeys(failed))
-    flufl_temporary, flufl_permanent = all_failures(msg)
+    flufl_temporary, flufl_permanent = _flufl_failures(msg)
     found = [(a.decode(errors="replace"), False) for a in flufl_permanent]
     found += [(a.decode(errors="replace"), True) for a in flufl_temporary]
     if found:

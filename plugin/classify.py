@@ -31,6 +31,8 @@ _OUT_OF_OFFICE_SUBJECT = re.compile(
     r"out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|^\s*auto:|"
     r"away from (?:my|the) (?:mail|office)|on vacation|abwesenheit|absence|自動(?:応答|返信)|不在", re.I)
 _EXCHANGE_AUTO_SOURCE = re.compile(r"auto ?respon|oof|out of office", re.I)
+# Jira's notification ids: JIRA.{issue-id}.{created-millis}[.{seq}.{now-millis}]@{host} (as in plugin.route).
+_JIRA_MESSAGE_ID = re.compile(r"^JIRA\.\d+\.\d+(?:\.\d+\.\d+)?@", re.I)
 
 
 def _header(mail: InboundMail, name: str) -> str | None:
@@ -51,6 +53,13 @@ def detect_own_message_id(mail: InboundMail, own_domains: frozenset[str]) -> Ver
     domain = (mail.message_id or "").rpartition("@")[2].lower()
     if domain and domain in {d.lower() for d in own_domains}:
         return Verdict(MailKind.LOOP, f"loop: message-id @{domain}")
+    return None
+
+
+def detect_jira_message_id(mail: InboundMail, own_domains: frozenset[str]) -> Verdict | None:
+    """Jira's own notification (Message-ID JIRA.{issue-id}.{created-millis}...@host) in the mailbox."""
+    if _JIRA_MESSAGE_ID.match(mail.message_id or ""):
+        return Verdict(MailKind.LOOP, f"loop: Jira notification <{mail.message_id}>")
     return None
 
 
@@ -183,6 +192,7 @@ def detect_out_of_office_subject(mail: InboundMail, own_domains: frozenset[str])
 DETECTORS: tuple[Detector, ...] = (
     detect_loop_header,
     detect_own_message_id,
+    detect_jira_message_id,
     detect_feedback_report,
     detect_delivery_status,
     detect_ses_notification,

@@ -186,10 +186,23 @@ def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
 
 
 def _bounce_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> BounceOf:
+    """A bounce belongs to the request its returned original was about: a mail of ours or Jira's."""
     report = verdict.bounce
     original = report.original_message_id if report else None
-    known = ctx.store.known_mail(ctx.link.id, original) if original else None
-    if known:
-        return BounceOf(mail, report, known.issue_key, f"bounce of <{original}> = {known.describe()}")
+    match = _bounced_request(original, ctx) if original else None
+    if match:
+        return BounceOf(mail, report, match.issue_key, f"bounce of <{original}> = {match.evidence}")
     reason = f"original <{original}> is not a mail of ours" if original else "no original Message-ID"
     return BounceOf(mail, report, None, f"{verdict.evidence}; {reason}")
+
+
+def _bounced_request(original: str, ctx: Context) -> Match | None:
+    """The request of a returned mail: one we received or sent, or a Jira notification about it."""
+    known = ctx.store.known_mail(ctx.link.id, original)
+    if known:
+        return Match(known.issue_key, known.describe())
+    jira_id = _JIRA_MESSAGE_ID.match(original)
+    info = ctx.request(jira_id.group(1)) if jira_id else None
+    if info and info.project_key == ctx.project_key:
+        return Match(info.key, f"Jira notification about {info.key}")
+    return None
