@@ -10,6 +10,7 @@ from email.parser import HeaderParser
 
 from flufl.bounce import all_failures
 
+from plugin.charsets import decode_text
 from plugin.domain import BounceRecipient, BounceReport
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,7 @@ def _permanent(status: str | None, action: str) -> bool:
 def _text_of(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
-        try:
-            return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-        except LookupError:
-            return payload.decode("utf-8", errors="replace")
+        return decode_text(payload, part.get_content_charset()).text
     if isinstance(payload, list):
         return "\n".join(p.as_string() if isinstance(p, Message) else str(p) for p in payload)
     return str(part.get_payload() or "")

@@ -81,7 +81,7 @@ def codec_for(label: str | None) -> str | None:
         return _SUPERSETS[name]
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL inside the label
         return None
 
 

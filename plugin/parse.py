@@ -511,10 +511,16 @@ def _words(chunk: list[tuple[str, str]]) -> list[str]:
     return words
 
 
+def _readable(value: str) -> str:
+    """Raw 8-bit header bytes as UTF-8 text (RFC 6532), never as lone surrogates a database refuses."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _first_id(value: str | None) -> str | None:
     """A Message-ID without its angle brackets (RFC 5322 section 3.6.4)."""
     if not value:
         return None
+    value = _readable(value)
     match = _ANGLE_ID.search(value)
     found = (match.group(1) if match else value).strip()
     return found.split()[0] if found else None
@@ -523,6 +529,7 @@ def _first_id(value: str | None) -> str | None:
 def _ids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
+    value = _readable(value)
     ids = [i.strip() for i in _ANGLE_ID.findall(value) if i.strip()]
     return tuple(ids or value.split())
 

@@ -71,7 +71,6 @@ def test_address_is_deliverable_again_when_that_person_writes(service, mail_acco
     assert not service.store.is_undeliverable("ann@example.org")
 
 
-@pytest.mark.xfail(strict=True, reason="create_request.py does not clear_undeliverable as comment_on_request.py does")
 def test_address_is_deliverable_again_when_that_person_raises_a_new_request(service, mail_account, fake_jira):
     mail_account.append(mail_file("request_plain.eml"))
     mail_account.append(mail_file("bounce_dsn_of_request_mail.eml"))

@@ -43,6 +43,7 @@ class CreateRequest:
                 os._exit(70)
             ctx.store.note_new_request(link.id, draft.reporter.address)
         ctx.store.note_progress(link.id, mail.ledger_id, key)
+        ctx.store.clear_undeliverable(draft.reporter.address)
 
         added, skipped = add_participants(ctx, key, draft.participants)
         if draft.attachments:
