@@ -12,7 +12,9 @@ def allowlisted(mail: InboundMail, ctx: Context) -> bool:
 
 
 def effective_verdict(mail: InboundMail, verdict: Verdict, ctx: Context) -> Verdict:
-    """The classifier's verdict, except that allowlisted senders' auto-reply signals are ignored."""
+    """The classifier's verdict, with what only the link knows: its own address, its allowlist."""
+    if verdict.kind is MailKind.MAIL and mail.sender and mail.sender.address.lower() in ctx.link.own_addresses:
+        return Verdict(MailKind.LOOP, f"loop: sent from the linked mailbox {mail.sender.address} itself")
     if verdict.kind is MailKind.AUTO_REPLY and allowlisted(mail, ctx):
         return Verdict(MailKind.MAIL, f"allowlisted domain {mail.sender.domain}; ignored {verdict.evidence}")
     return verdict
@@ -28,8 +30,6 @@ def check_sender(mail: InboundMail, ctx: Context) -> None:
     if mail.sender.domain in {d.lower() for d in link.blocked_domains}:
         raise MailRejected(RejectReason.SENDER_NOT_ALLOWED,
                            f"mail from {mail.sender.domain} is blocked on link {link.name}")
-    if mail.sender.address.lower() in link.own_addresses:
-        raise MailRejected(RejectReason.SENDER_NOT_ALLOWED, "the mail comes from the linked mailbox itself")
     if ctx.store.is_quarantined(link.id, mail.sender.address):
         raise MailRejected(RejectReason.SENDER_QUARANTINED,
                            f"{mail.sender.address} is quarantined after too many new requests; "

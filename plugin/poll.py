@@ -68,9 +68,7 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
         return handled
     except Exception as bug:  # a bug in our code: this mail waits, the next one goes on
         log.exception("internal error link=%s uid=%s", link.name, ref.uid)
-        about = _describe(raw, Outcome(OutcomeState.FAILED))
-        store.log_error(link.name, about.message_id, bug)
-        store.note_failure(link.id, about.ledger_id)
+        _record_bug(ctx, raw, bug)
         return None
     outcome = handled.outcome
     if outcome.state.is_final:
@@ -83,6 +81,16 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
                       subject=handled.subject, raw=raw.data if keep_raw else None)
     return handled
+
+
+def _record_bug(ctx: Context, raw: RawMail, bug: Exception) -> None:
+    """Count the failure against the mail; if even that fails, the log line above must do."""
+    try:
+        about = _describe(raw, Outcome(OutcomeState.FAILED))
+        ctx.store.log_error(ctx.link.name, about.message_id, bug)
+        ctx.store.note_failure(ctx.link.id, about.ledger_id)
+    except Exception:  # never let bookkeeping stop the round
+        log.exception("could not record the internal error link=%s", ctx.link.name)
 
 
 def human_size(size_bytes: int) -> str:

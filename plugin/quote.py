@@ -7,6 +7,12 @@ from plugin import quote_patterns as qp
 from plugin.quote_html import visible_text_before_history
 
 
+_MAX_ATTRIBUTION_CHARS = 400
+# Fewer quoted lines than this, with no attribution, are the person's own text (a code line
+# starting with ">", a single quoted phrase); talon draws the same line.
+_MIN_QUOTE_LINES = 3
+
+
 class _Kind(Enum):
     TEXT = "text"
     BLANK = "blank"
@@ -20,18 +26,24 @@ def reply_text(body_text: str, body_html: str | None = None) -> str:
     The text part decides; the HTML part is read when there is no text, and its structure
     (Gmail or Outlook quote containers, signature blocks) may end the text part's reply earlier.
     """
-    if body_html and not body_text.strip():
-        return reply_from_text(visible_text_before_history(body_html))
+    if not body_html:
+        return reply_from_text(body_text)
+    html_reply = reply_from_text(visible_text_before_history(body_html, _has_reply))
     reply = reply_from_text(body_text)
-    if body_html and reply:
-        reply = _trim_to_html_reply(reply, reply_from_text(visible_text_before_history(body_html)))
-    return reply
+    # A text part made from the HTML has lost the quote markers of a bottom-posted reply.
+    if not reply:
+        return html_reply
+    return _trim_to_html_reply(reply, html_reply)
+
+
+def _has_reply(text: str) -> bool:
+    return bool(reply_from_text(text))
 
 
 def reply_from_text(text: str) -> str:
     """The reply in a plain-text body: history, trailing quotes and signature removed."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = normalized.split("\n")
+    lines = _split_inline_attributions(normalized.split("\n"))
     lines = lines[:_history_start(lines)]
     lines = lines[:_signature_delimiter(lines)]
     kinds = _line_kinds(lines)
@@ -39,6 +51,23 @@ def reply_from_text(text: str) -> str:
     reply = _without_quoted_lines(lines[:end], kinds[:end]).strip()
     # Text with nothing removed comes back as given, line endings included.
     return text.strip() if reply == normalized.strip() else reply
+
+
+def _split_inline_attributions(lines: list[str]) -> list[str]:
+    """Put an attribution appended to the reply's own line ("Thanks On ... wrote:") on its own line."""
+    return [part for line in lines for part in _split_attribution(line)]
+
+
+def _split_attribution(line: str) -> list[str]:
+    """The line, or its reply and its attribution when some client joined the two."""
+    # A line that already opens like an attribution is one, names such as "Le Gall" inside it.
+    if (len(line) > _MAX_ATTRIBUTION_CHARS or not line.rstrip().endswith((":", "："))
+            or qp.ATTRIBUTION_START.match(line) or not qp.ATTRIBUTION_VERB.search(line)):
+        return [line]
+    match = qp.INLINE_ATTRIBUTION.match(line)
+    if match is None or not qp.HAS_DATE.search(match["attribution"]):
+        return [line]
+    return [match["reply"], match["attribution"]]
 
 
 def _history_start(lines: list[str]) -> int:
@@ -54,10 +83,21 @@ def _history_start(lines: list[str]) -> int:
             return _rule_above(lines, i)
         if qp.ATTRIBUTION_END.search(line) and not _quote_follows(lines, i):
             start = _attribution_start(lines, i)
-            # Without a quote below, only a dated or addressed attribution is trusted.
-            if start is not None and qp.HAS_DATE_OR_ADDRESS.search(" ".join(lines[start:i + 1])):
+            if start is not None and _is_unquoted_history_attribution(lines[start:i + 1]):
                 return start
     return len(lines)
+
+
+def _is_unquoted_history_attribution(block: list[str]) -> bool:
+    """Without a quote below, only an attribution shaped like a client's is trusted.
+
+    "On <date> ... wrote:" (Gmail, Apple Mail, Yahoo) or "Name <addr> wrote:" qualifies;
+    a sentence such as "In ticket SD-42 you wrote:" does not.
+    """
+    joined = " ".join(line.strip() for line in block)
+    if qp.ATTRIBUTION_START.match(block[0]) or qp.QUOTING_LINE.match(joined):
+        return bool(qp.HAS_DATE.search(joined) or qp.HAS_ADDRESS.search(joined))
+    return bool(qp.HAS_ADDRESS.search(joined)) and bool(qp.ATTRIBUTION_VERB.search(joined))
 
 
 def _is_header_block(lines: list[str], i: int) -> bool:
@@ -65,20 +105,22 @@ def _is_header_block(lines: list[str], i: int) -> bool:
     first = lines[i]
     if qp.FROM_LINE.match(first) and len(qp.INLINE_OTHER_KEY.findall(first)) >= 2:
         return True
-    keys, has_from, others_in_row = 0, False, 0
+    keys, has_from, has_date, others_in_row = 0, False, False, 0
     for line in lines[i:i + 10]:
         if not line.strip():
             break
         if qp.HEADER_LINE.match(line):
             keys += 1
             has_from = has_from or bool(qp.FROM_LINE.match(line))
+            has_date = has_date or bool(qp.DATE_LINE.match(line))
             others_in_row = 0
         else:
             # A long To: list wraps onto following lines.
             others_in_row += 1
             if others_in_row > 2:
                 break
-    return keys >= 2 and has_from
+    # "From: Tokyo office / To: Osaka office" in a customer's note is not a client's header block.
+    return has_from and (has_date and keys >= 2 or keys >= 3)
 
 
 def _rule_above(lines: list[str], i: int) -> int:
@@ -102,7 +144,7 @@ def _attribution_start(lines: list[str], i: int) -> int | None:
         if any(not line.strip() or qp.QUOTED_LINE.match(line) for line in block):
             break
         joined = " ".join(line.strip() for line in block)
-        if len(joined) > 400 or not _is_attribution(joined):
+        if len(joined) > _MAX_ATTRIBUTION_CHARS or not _is_attribution(joined):
             continue
         if qp.ATTRIBUTION_START.match(block[0]):
             return start
@@ -113,16 +155,17 @@ def _attribution_start(lines: list[str], i: int) -> int | None:
 
 def _is_attribution(joined: str) -> bool:
     """Ends like "... wrote:" or, as Gmail writes it in German or Japanese, "... <addr>:"."""
-    if qp.ATTRIBUTION_VERB.search(joined):
+    if qp.ATTRIBUTION_VERB.search(joined) or qp.QUOTING_LINE.match(joined):
         return True
-    return bool(qp.ATTRIBUTION_ADDRESS.search(joined)) and any(ch.isdigit() for ch in joined)
+    has_date = bool(qp.HAS_DATE.search(joined))
+    return has_date and bool(qp.ATTRIBUTION_ADDRESS.search(joined) or qp.ATTRIBUTION_VERB_INSIDE.search(joined))
 
 
 def _quote_follows(lines: list[str], i: int) -> bool:
     """True when the next non-blank line after i is a quoted line."""
-    for line in lines[i + 1:]:
-        if line.strip():
-            return bool(qp.QUOTED_LINE.match(line))
+    for j in range(i + 1, len(lines)):
+        if lines[j].strip():
+            return bool(qp.QUOTED_LINE.match(lines[j]))
     return False
 
 
@@ -139,7 +182,12 @@ def _line_kinds(lines: list[str]) -> list[_Kind]:
     kinds = [_Kind.BLANK if not line.strip() else _Kind.QUOTE if qp.QUOTED_LINE.match(line)
              else _Kind.TEXT for line in lines]
     for i, line in enumerate(lines):
-        if kinds[i] is _Kind.TEXT and qp.ATTRIBUTION_END.search(line) and _quote_follows(lines, i):
+        if kinds[i] is not _Kind.TEXT:
+            continue
+        # A lone "From: bob@example.com" above the quote is an attribution too (Hotmail, AOL).
+        if qp.FROM_LINE.match(line) and _quote_follows(lines, i):
+            kinds[i] = _Kind.ATTRIBUTION
+        elif qp.ATTRIBUTION_END.search(line) and _quote_follows(lines, i):
             start = _attribution_start(lines, i)
             if start is not None:
                 kinds[start:i + 1] = [_Kind.ATTRIBUTION] * (i + 1 - start)
@@ -167,6 +215,8 @@ def _signature_in(paragraph: list[str], at_top: bool) -> int | None:
     """Where a signature starts in the last paragraph of the reply, if it is one."""
     for j, line in enumerate(paragraph):
         if qp.MOBILE_SIGNATURE.match(qp.LINK.sub("", line).strip()):
+            while j and qp.SEPARATOR_LINE.match(paragraph[j - 1]):
+                j -= 1
             return j
     first = paragraph[0]
     if at_top or not qp.SIGNATURE_OPENER.match(first):
@@ -193,10 +243,11 @@ def _without_quoted_lines(lines: list[str], kinds: list[_Kind]) -> str:
     # Answers between two or more quoted passages mean nothing without them.
     if _quote_blocks(kinds) >= 2:
         return "\n".join(lines)
+    drop = _history_quote_lines(kinds)
     out: list[str] = []
     dropped = False
-    for line, kind in zip(lines, kinds):
-        if kind in (_Kind.QUOTE, _Kind.ATTRIBUTION):
+    for i, (line, kind) in enumerate(zip(lines, kinds)):
+        if i in drop:
             dropped = True
             continue
         if dropped and kind is _Kind.BLANK and (not out or not out[-1].strip()):
@@ -204,6 +255,22 @@ def _without_quoted_lines(lines: list[str], kinds: list[_Kind]) -> str:
         dropped = dropped and kind is _Kind.BLANK
         out.append(line)
     return "\n".join(out)
+
+
+def _history_quote_lines(kinds: list[_Kind]) -> set[int]:
+    """Indexes of quoted passages that are history: attributed, or at least a few lines long."""
+    drop: set[int] = set()
+    run: list[int] = []
+    for i, kind in enumerate([*kinds, _Kind.TEXT]):
+        if kind is not _Kind.TEXT:
+            run.append(i)
+            continue
+        marked = [j for j in run if kinds[j] in (_Kind.QUOTE, _Kind.ATTRIBUTION)]
+        has_attribution = any(kinds[j] is _Kind.ATTRIBUTION for j in marked)
+        if has_attribution or len(marked) >= _MIN_QUOTE_LINES:
+            drop.update(marked)
+        run = []
+    return drop
 
 
 def _alnum(text: str) -> str:

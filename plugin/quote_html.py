@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import Enum
 from html.parser import HTMLParser
 
@@ -14,11 +15,13 @@ _HISTORY_IDS = frozenset({
     "mail-editor-reference-message-container",
 })
 _HISTORY_CLASSES = frozenset({
-    "gmail_quote", "gmail_quote_container", "moz-cite-prefix", "yahoo_quoted",
+    "gmail_quote", "gmail_quote_container", "moz-cite-prefix",
     "OutlookMessageHeader", "protonmail_quote",
 })
-_SIGNATURE_IDS = frozenset({"Signature", "signature"})
-_SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature"})
+_SIGNATURE_IDS = frozenset({"Signature", "signature", "AppleMailSignature", "ms-outlook-mobile-signature"})
+_SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature", "protonmail_signature_block"})
+# Yahoo Mail prefixes its ids and classes per message: "ydp8a3eyahoo_quoted_3010".
+_YAHOO_QUOTED = "yahoo_quoted"
 _SKIP_TAGS = frozenset({"script", "style", "title", "template", "noscript", "xml"})
 _VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
                         "meta", "source", "track", "wbr"})
@@ -28,6 +31,8 @@ _BLOCK_TAGS = frozenset({
     "nav", "ol", "p", "pre", "section", "table", "tbody", "thead", "tfoot", "tr", "ul",
 })
 _SPACES = re.compile(r"\s+")
+# Gmail nests two quote containers (div and blockquote) around one bottom-posted quote.
+_MAX_BOTTOM_POST_CONTAINERS = 3
 
 
 class _Candidate(Enum):
@@ -123,7 +128,8 @@ class _ReplyParser(HTMLParser):
             if tag not in _VOID_TAGS:
                 self.skipping, self.skip_depth = tag, 1
             return
-        if ids & _HISTORY_IDS:
+        # Zimbra draws <hr data-marker="__DIVIDER__"> above the original.
+        if ids & _HISTORY_IDS or _attribute(attrs, "data-marker") == "__DIVIDER__":
             self.stopped = True
             return
         candidate = _candidate(classes, style)
@@ -146,11 +152,14 @@ class _ReplyParser(HTMLParser):
         if not self.stopped and not self.skipping:
             self.sink.text(data)
 
-    def reply_lines(self) -> list[str]:
+    def reply_lines(self, has_reply: Callable[[str], bool]) -> list[str]:
         """Lines of visible text before the first confirmed history candidate."""
         self.sink.soft_newline()
         lines = self.sink.lines
-        for index, candidate in self.candidates:
+        for number, (index, candidate) in enumerate(self.candidates):
+            # Nothing but an attribution above it: a bottom-posted reply, left to the plain-text rules.
+            if number < _MAX_BOTTOM_POST_CONTAINERS and not has_reply("\n".join(lines[:index])):
+                continue
             head = "\n".join(lines[index:index + 12]).strip()[:300]
             if candidate is _Candidate.QUOTE_CONTAINER and not qp.FORWARD_MARKER.match(head.split("\n")[0]):
                 return lines[:index]
@@ -166,8 +175,12 @@ def _attributes(attrs: list[tuple[str, str | None]]) -> tuple[set[str], set[str]
     return ids, classes, values.get("style", "").replace(" ", "").lower()
 
 
+def _attribute(attrs: list[tuple[str, str | None]], name: str) -> str:
+    return next((value or "" for key, value in attrs if key == name), "")
+
+
 def _candidate(classes: set[str], style: str) -> _Candidate | None:
-    if classes & _HISTORY_CLASSES:
+    if classes & _HISTORY_CLASSES or any(c.endswith(_YAHOO_QUOTED) for c in classes):
         return _Candidate.QUOTE_CONTAINER
     # Outlook desktop draws a border-top rule above the From:/Sent: block of the original.
     if "border-top" in style and "solid" in style:
@@ -175,9 +188,13 @@ def _candidate(classes: set[str], style: str) -> _Candidate | None:
     return None
 
 
-def visible_text_before_history(html: str) -> str:
-    """Visible text of an HTML body, stopping at the first quoted-history container."""
+def visible_text_before_history(html: str, has_reply: Callable[[str], bool]) -> str:
+    """Visible text of an HTML body, stopping at the first quoted-history container.
+
+    A container with no reply above it (`has_reply` of the text so far is false) is a
+    bottom-posted quote and is kept, so that the answer below it is not lost.
+    """
     parser = _ReplyParser()
     parser.feed(html)
     parser.close()
-    return "\n".join(parser.reply_lines())
+    return "\n".join(parser.reply_lines(has_reply))

@@ -9,15 +9,19 @@ FROM_KEYS = (
     "From", "Von", "De", "Da", "Van", "Från", "Fra", "Od", "От", "Lähettäjä", "Feladó", "Kimden",
     "Remetente", "差出人", "送信者", "发件人", "發件人", "寄件者", "보낸 사람", "보낸사람",
 )
-OTHER_KEYS = (
-    "Sent", "Date", "To", "Subject", "Cc", "Bcc", "Reply-To", "Organization",
-    "Gesendet", "Datum", "An", "Betreff", "Kopie", "Envoyé", "Envoye", "À", "A", "Objet",
-    "Enviado", "Fecha", "Para", "Asunto", "Enviada", "Assunto", "Inviato", "Data", "Oggetto",
-    "Verzonden", "Aan", "Onderwerp", "Skickat", "Till", "Ämne", "Sendt", "Til", "Emne",
-    "Odesláno", "Komu", "Předmět", "Wysłano", "Do", "Temat", "DW",
-    "Отправлено", "Кому", "Тема", "Дата", "Копия",
-    "送信日時", "日時", "日付", "宛先", "件名", "送信", "发送时间", "發送時間", "收件人", "主题",
-    "主旨", "抄送", "副本", "日期", "寄件日期", "收件者", "보낸 날짜", "받는 사람", "제목", "참조",
+# Keys that date the original; a From: block with one of these is a header, not prose.
+DATE_KEYS = (
+    "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Envoye", "Enviado", "Fecha", "Enviada",
+    "Enviado el", "Enviada em", "Inviato", "Data", "Verzonden", "Skickat", "Sendt", "Odesláno",
+    "Wysłano", "Отправлено", "Дата", "送信日時", "日時", "日付", "发送时间", "發送時間", "日期",
+    "寄件日期", "보낸 날짜", "Lähetetty", "Gönderildi", "Tarih", "Elküldve",
+)
+OTHER_KEYS = DATE_KEYS + (
+    "To", "Subject", "Cc", "Bcc", "Reply-To", "Organization", "An", "Betreff", "Kopie", "À", "A",
+    "Objet", "Para", "Asunto", "Assunto", "Oggetto", "Aan", "Onderwerp", "Till", "Ämne", "Til",
+    "Emne", "Komu", "Předmět", "Do", "Temat", "DW", "Кому", "Тема", "Копия", "宛先", "件名",
+    "送信", "收件人", "主题", "主旨", "抄送", "副本", "收件者", "받는 사람", "제목", "참조",
+    "Vastaanottaja", "Aihe", "Kime", "Konu", "Címzett", "Tárgy",
 )
 
 
@@ -26,15 +30,19 @@ def _keys(keys: tuple[str, ...]) -> str:
 
 
 # "From: x", "*From:* x" (bold in text parts made from HTML), "差出人： x".
-_KEY_LINE = r"^[ \t]*[*_]{0,2}(?:%s)[ \t]*[*_]{0,2}[ \t]*[:：]"
+# One optional run of spaces on each side of the bold marker, so a long run of spaces
+# cannot be split between two "[ \t]*" in every possible way (quadratic backtracking).
+_KEY_LINE = r"^[ \t]*[*_]{0,2}(?:%s)[ \t]*(?:[*_]{1,2}[ \t]*)?[:：]"
 FROM_LINE = re.compile(_KEY_LINE % _keys(FROM_KEYS), re.IGNORECASE)
+DATE_LINE = re.compile(_KEY_LINE % _keys(DATE_KEYS), re.IGNORECASE)
 HEADER_LINE = re.compile(_KEY_LINE % _keys(FROM_KEYS + OTHER_KEYS), re.IGNORECASE)
 # Some clients flatten the whole block onto one line: "From: a Sent: b To: c Subject: d".
 INLINE_OTHER_KEY = re.compile(r"[ \t*](?:%s)[ \t]*[*_]{0,2}[:：]" % _keys(OTHER_KEYS), re.IGNORECASE)
 
 # "-----Original Message-----" and its translations (Outlook, Yahoo, AOL, Thunderbird).
 ORIGINAL_MESSAGE = re.compile(
-    r"^[ \t]*[-=_]{2,}[ \t]*(?:original message|ursprüngliche nachricht|originalnachricht"
+    r"^[ \t]*[-=_]{2,}[ \t]*(?:original message|reply message|ursprüngliche nachricht"
+    r"|originalnachricht|antwort nachricht"
     r"|message d'origine|message original|mensaje original|mensagem original|messaggio originale"
     r"|oorspronkelijk bericht|originalmeddelande|oprindelig meddelelse|opprinnelig melding"
     r"|alkuperäinen viesti|původní zpráva|wiadomość oryginalna|исходное сообщение"
@@ -46,7 +54,8 @@ ORIGINAL_MESSAGE = re.compile(
 # the text is what the person chose to send, not history.
 FORWARD_MARKER = re.compile(
     r"^[ \t]*(?:-{2,}[ \t]*(?:Forwarded message|Forwarded Message|Weitergeleitete Nachricht"
-    r"|Message transféré|Mensaje reenviado|Messaggio inoltrato|転送メッセージ|転送されたメッセージ)"
+    r"|Message transféré|Mensaje reenviado|Messaggio inoltrato|Doorgestuurd bericht"
+    r"|Mensagem encaminhada|Пересылаемое сообщение|転送メッセージ|転送されたメッセージ)"
     r"[ \t]*-{2,}|Begin forwarded message:|Anfang der weitergeleiteten Nachricht:"
     r"|Début du message réexpédié :|転送されたメッセージ:)[ \t]*$",
     re.IGNORECASE,
@@ -54,39 +63,68 @@ FORWARD_MARKER = re.compile(
 # A rule line Outlook draws above the header block ("_____", "-----").
 RULE_LINE = re.compile(r"^[ \t]*(?:_{5,}|-{5,}|={5,})[ \t]*$")
 
-QUOTED_LINE = re.compile(r"^[ \t]*>")
+# Only a ">" in the first column quotes (RFC 3676 section 4.5); an indented one is code or prose.
+QUOTED_LINE = re.compile(r"^>")
 
 # Attribution lines ("On <date>, <name> wrote:"), possibly wrapped over up to three lines.
 ATTRIBUTION_END = re.compile(r"[:：][ \t]*$")
 _VERB = (r"wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|escreveu|schreef|skrev"
          r"|napisał\(a\)|napisała|napisał|napsal\(a\)|написал\(а\)|написала|написал|kirjoitti|írta"
-         r"|yazdı|写道|寫道|のメール|さんは書きました|は書きました|が書きました|님이 작성")
+         r"|пишет|написав|pisze|yazdı|写道|寫道|のメール|さんは書きました|は書きました|が書きました"
+         r"|님이 작성")
 ATTRIBUTION_VERB = re.compile(r"(?:%s)[ \t]*[:：]$" % _VERB, re.IGNORECASE)
+# Thunderbird puts the date after the verb or the name after it: "Bob wrote on 05/01/2026 09:00:",
+# "Max schrieb am 05.01.2026:", "Am 05.01.2026 um 09:00 schrieb Max Muster:".
+ATTRIBUTION_VERB_INSIDE = re.compile(r"(?<!\w)(?:%s)(?!\w)[^\n]{1,120}[:：]$" % _VERB, re.IGNORECASE)
+# Horde/IMP and other webmails: "Quoting Bob <bob@example.com>:", "Zitat von Max:".
+QUOTING_LINE = re.compile(
+    r"^[ \t]*(?:Quoting|Zitat von|Citando|Citation de|Cytuję|Cytat|Citeren) [^\n]{1,200}[:：]$",
+    re.IGNORECASE)
+# Some clients append the attribution to the reply's last line: "Thanks On Mon, ... Bob wrote:".
+# Only tried on lines that end like ATTRIBUTION_VERB, so the tail needs no second scan.
+INLINE_ATTRIBUTION = re.compile(
+    r"^(?P<reply>[^\n]*?\S)[ \t]+(?P<attribution>(?:On|Le|Am|El|Il giorno|Em|Op|W dniu|Den) \S[^\n]*)$")
 # Gmail in German or Japanese ends the line with the address: "... schrieb Max <max@x.de>:".
 ATTRIBUTION_ADDRESS = re.compile(r"<[ \t]*[^<>\s]+@[^<>\s]+[ \t]*>\)?[ \t]*[:：]$")
 ATTRIBUTION_START = re.compile(
     r"^[ \t]*(?:On|Am|Le|El|Il|Em|Op|Den|Dne|Dnia|W dniu|På|在|\d)(?:\s|\d|$)", re.IGNORECASE)
-HAS_DATE_OR_ADDRESS = re.compile(r"\d|@")
+HAS_DATE = re.compile(r"\d")
+HAS_ADDRESS = re.compile(r"@")
 
 SIGNATURE_DELIMITER = re.compile(r"^--[ \t]*$")
 # A short paragraph opening with "-Name", "---" or "___" at the end of the reply.
-SIGNATURE_OPENER = re.compile(r"^(?:-\w[^\n]{0,40}|[ \t]*-{2,}[^\n]{0,40}|[ \t]*_{2,}[^\n]*)$")
+SIGNATURE_OPENER = re.compile(r"^(?:-\w[^\n]{0,40}|[ \t]*-{2,}[^\n]{0,40}|[ \t]*_{2,}[^\n]*|[ \t]*[—–][ \t]*)$")
+# A rule that some apps draw above their mobile line (Mailbox: "—" then "Sent from Mailbox").
+SEPARATOR_LINE = re.compile(r"^[ \t]*(?:-{1,}|_{2,}|[—–]+)[ \t]*$")
 
-# Outlook apps link their name: "Sent from Mail<https://go.microsoft.com/...> for Windows".
-LINK = re.compile(r"[ \t]*<https?://[^>\s]*>")
+# Outlook apps link their name: "Sent from Mail<https://go.microsoft.com/...> for Windows";
+# Sparrow adds its address in parentheses: "Sent with Sparrow (http://www.sparrowmailapp.com/?sig)".
+# At most one space before the link: "[ \t]*" here would rescan every run of spaces (quadratic).
+LINK = re.compile(r"[ \t]?(?:<https?://[^>\s]*>|\(https?://[^)\s]*\))")
 
 # "Sent from my iPhone" and what other phones and apps append, whole line only, so that a
 # sentence like "Sent from my desk, is much easier" stays.
+_DEVICE_WORD = r"[\w.&'’()®™+-]+"
 MOBILE_SIGNATURE = re.compile(
-    r"^(?:(?:Sent from|Sent via|Sent with|Sent using) (?:my )?[\w.&'’()-]+(?: [\w.&'’()-]+){0,5}"
-    r"|Get Outlook for \w+"
+    r"^(?:Sent (?:wirelessly )?(?:from|via|with|using) (?:my )?%s(?: %s){0,5}"
+    r"|Sent on the [\w .&-]{1,40} network with BlackBerry"
+    # Carrier phones write a longer line: "Sent via the Samsung Galaxy S9, an AT&T 5G ... smartphone".
+    r"|Sent (?:from|via) (?:my |the )?(?:Samsung|Galaxy|Verizon|Sprint|T-Mobile|AT&T|BlackBerry"
+    r"|Huawei|Xiaomi|Motorola|LG|HTC|Sony|Nokia)[^\n]{0,80}"
+    r"|Get Outlook for \w+|Outlook für \w+ herunterladen|Télécharger Outlook pour \w+"
+    r"|Obtener Outlook para \w+|Scarica Outlook per \w+"
     r"|Von meinem [\w .-]{1,40} gesendet|Gesendet von [\w .-]{1,40}"
     r"|Envoyé (?:de|depuis) (?:mon|ma) [\w .-]{1,40}"
     r"|Enviado (?:desde|do|de) (?:mi|meu|o meu|my) [\w .-]{1,40}"
-    r"|Inviato da [\w .-]{1,40}|Verzonden (?:vanaf|met) [\w .-]{1,40}"
-    r"|Skickat från [\w .-]{1,40}|Sendt fra [\w .-]{1,40}|Wysłano z [\w .-]{1,40}"
-    r"|[\w .-]{1,40}から送信|Outlook for \w+ (?:を入手|を取得|をダウンロード)"
+    r"|Inviato da(?:l mio)? [\w .-]{1,40}|Verzonden (?:vanaf|met) [\w .-]{1,40}"
+    r"|Verstuurd (?:vanaf|met|van) [\w .-]{1,40}"
+    r"|Skickat från [\w .-]{1,40}|Sendt fra [\w .-]{1,40}|Wysłano z [\w .'-]{1,40}"
+    r"|Wysłane z [\w .'-]{1,40}|Отправлено с [\w .-]{1,40}"
+    r"|[\w .-]{1,40}から送信|[\w .-]{1,40}에서 보냄"
+    r"|[\w .-]{0,40}Outlook[\w .-]{0,20}(?:を入手|を取得|をダウンロード)"
     r"|(?:从我的|發自我的|发自我的)[\w .-]{1,30})"
-    r"[.!]?$",
+    # K-9 Mail and others add an apology: "... with K-9 Mail. Please excuse my brevity."
+    r"(?:[.!]? (?:Please excuse|Excuse|Sorry for)[^\n]{0,60})?"
+    r"[.!]?$" % (_DEVICE_WORD, _DEVICE_WORD),
     re.IGNORECASE,
 )

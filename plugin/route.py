@@ -174,6 +174,8 @@ def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
     if verdict.kind is MailKind.BOUNCE:
         return _bounce_route(mail, verdict, ctx)
     match, notes = find_request(mail, ctx)
+    if verdict.evidence:  # e.g. an allowlisted sender's auto-reply signal that was overridden
+        notes.insert(0, verdict.evidence)
     if match is None:
         return NewRequest(mail, "; ".join(notes))
     if is_forward(mail.subject):

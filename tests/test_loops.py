@@ -27,3 +27,14 @@ def test_looping_mail_is_ignored_even_when_it_names_a_request(service, mail_acco
     [entry] = service.log()
     assert (entry.outcome, entry.reason, entry.issue_key) == ("ignored", None, None)
     assert evidence in entry.evidence
+
+
+def test_mail_from_the_linked_mailbox_itself_is_a_loop(service, mail_account, fake_jira):
+    uid = mail_account.append(mail_file("request_plain.eml").replace(b"From: Ann Customer <ann@example.org>",
+                                                                      b"From: Support <support@example.test>"))
+
+    service.poll()
+
+    assert fake_jira.requests == []
+    assert mail_account.flags(uid) >= {SEEN, PROCESSED}
+    assert service.log()[0].evidence == "loop: sent from the linked mailbox support@example.test itself"

@@ -26,6 +26,49 @@ SAMPLES = {
     "reply_only_quote.eml": "",
     "reply_html_gmail_blockquote.eml": "Access works now.\n\nSam",
     "reply_html_outlook_divrplyfwdmsg.eml": "Picked up the laptop, thank you!",
+    "reply_gmail_french_attribution.eml": "Merci, c'est réglé.",
+    "reply_gmail_german_attribution_address_last.eml": "Danke, läuft wieder.",
+    "reply_gmail_korean_attribution.eml": "확인했습니다. 감사합니다.",
+    "reply_thunderbird_wrote_on_date.eml": "It printed fine this morning.",
+    "reply_thunderbird_german_name_after_verb.eml": "Funktioniert, danke.\n\nMax",
+    "reply_yahoo_original_message.eml": "Yes, it works now.",
+    "reply_yahoo_unquoted_history.eml": "Restarted, all good.",
+    "reply_hotmail_date_subject_from_to.eml": "Done, thank you.",
+    "reply_outlook_rule_directly_below_reply.eml": "Outlook reply written right above the rule",
+    "reply_outlook_chinese_headers.eml": "已经解决了，谢谢。",
+    "reply_outlook_russian_headers.eml": "Спасибо, всё работает.",
+    "reply_blackberry_signature.eml": "Confirmed, closing is fine.",
+    "reply_k9_mail_signature.eml": "Works.",
+    "reply_sparrow_signature.eml": "Thanks, fixed.",
+    "reply_mailbox_dash_signature.eml": "Printer is fine now.",
+    "reply_samsung_original_message.eml": "All good now.",
+    "reply_bottom_posted_with_signature.eml": "Restarted twice, the error did not come back.",
+    "reply_attribution_on_reply_line.eml": "Thanks, that did it.",
+    "reply_wrote_in_a_sentence_is_kept.eml": ("In ticket SD-12 your colleague wrote:\n\n"
+                                              "The toner will arrive on 7 January.\n\nIt has not arrived. Can you check?"),
+    "reply_from_to_in_a_note_is_kept.eml": ("Please book the move:\nFrom: Tokyo office, 3rd floor\n"
+                                            "To: Osaka office, 5th floor\nWhen: 12 January"),
+    "reply_dash_rule_between_parts_is_kept.eml": ("Here are the results.\n\n----------\nPrinter A: ok\n"
+                                                  "Printer B: jammed\n----------\n\nThanks,\nNia"),
+    "reply_code_line_starting_with_gt_is_kept.eml": ("The script stops here:\n\n$ ./deploy.sh\n"
+                                                     "> Error: disk full\n\nCan you free some space?"),
+    "reply_japanese_sashidashinin_in_sentence.eml": "差出人の欄が空のまま届いています。\n差出人: 欄を確認してください。\n\n山田",
+    "reply_bullets_then_quote.eml": "Checked:\n\n   - power cable\n   - paper tray",
+    "reply_starting_with_on_and_one_is_kept.eml": ("One more thing:\n"
+                                                   "On my laptop the printer works, on the desktop it does not."),
+    "reply_apple_forward_is_kept.eml": ("This arrived instead of the invoice.\n\nBegin forwarded message:\n\n"
+                                        "From: Billing <billing@vendor.example>\nSubject: Invoice 2026-01\n"
+                                        "Date: January 5, 2026 at 9:00:00 AM GMT+1\nTo: Rae Sims <rae@example.com>\n\n"
+                                        "Your invoice is attached."),
+    "reply_html_outlook_2010_border_top.eml": "Done, thanks.",
+    "reply_html_thunderbird_moz_cite.eml": "It works again.\n\nTia",
+    "reply_html_yahoo_prefixed_quote.eml": "Restarted, fine now.",
+    "reply_html_apple_mail_iphone.eml": "Perfect, thank you!",
+    "reply_html_zimbra_divider.eml": "Fixed, thanks.",
+    "reply_html_yandex_blockquote.eml": "Всё работает, спасибо.",
+    "reply_html_windows_mail_border.eml": "Works now.",
+    "reply_html_outlook_mobile_signature.eml": "Confirmed.",
+    "reply_multipart_gmail_signature_and_quote.eml": "Works now, thanks!",
 }
 
 
@@ -55,6 +98,25 @@ def test_sample_reply_keeps_only_what_the_person_wrote(name: str) -> None:
      "*To:* me@example.com\n*Subject:* Update\n\nDear user", "Reply"),
     ("This is my reply.\n\nOn Nov 26, 2013 you wrote:\n\nThis is my quote.", "This is my reply."),
     ("Hello\n> On 22 Aug 2015, at 19:21, Bob <bob@example.com> wrote:\n>\n> Hi there!\n", "Hello"),
+    ("Grazie\n\nIl giorno lun 5 gen 2026 alle ore 09:00 Mario <m@example.it> ha scritto:\n> Ciao\n", "Grazie"),
+    ("Bedankt\n\nOp ma 5 jan. 2026 om 09:00 schreef Jan <jan@example.nl>:\n> Hoi\n", "Bedankt"),
+    ("Obrigado\n\nEm seg., 5 de jan. de 2026 às 09:00, Ana <ana@example.br> escreveu:\n> Oi\n", "Obrigado"),
+    ("了解\n\n2026/01/05 9:00、山田 <yamada@example.jp>のメール:\n\n> 本文\n", "了解"),
+    ("Ok\n\nQuoting John Smith <john@example.com>:\n\n> Old\n", "Ok"),
+    ("Ok\n\n05.01.2026 9:00 пользователь \"ivan@example.ru\" <\nivan@example.ru> написал:\n\n> Old\n", "Ok"),
+    ("Ok\n\nW dniu 5.01.2026 o 09:00, Jan Kowalski <jan@example.pl> pisze:\n> Old\n", "Ok"),
+    ("Ok\n\nBob Smith <bob@example.com> wrote on 01/05/2026 09:00:00 AM:\n\n> Old\n", "Ok"),
+    ("Ok\n\nFrom: bob@example.com\n\n> Old\n> more\n> more\n", "Ok"),
+    ("Ok\n\n---- Reply Message ----\nFrom: Bob\n\nOld", "Ok"),
+    ("Ok\n\nDa: Mario\nInviato: lunedì 5 gennaio 2026 09:00\nA: Support\nOggetto: R: x\n\nvecchio", "Ok"),
+    ("Ok\n\nVan: Jan\nVerzonden: maandag 5 januari 2026 09:00\nAan: Support\nOnderwerp: RE: x\n\noud", "Ok"),
+    ("Ok\n\nDe: Ana\nEnviada em: segunda-feira, 5 de janeiro de 2026 09:00\nPara: Support\nAssunto: x\n\nvelho",
+     "Ok"),
+    ("Ok\n\nDe: Juan\nEnviado el: lunes, 5 de enero de 2026 9:00\nPara: Support\nAsunto: RE: x\n\nviejo", "Ok"),
+    ("Ok\n\nOd: Jan\nWysłano: poniedziałek, 5 stycznia 2026 09:00\nDo: Support\nTemat: RE: x\n\nstary", "Ok"),
+    ("네\n\n보낸 사람: 김\n보낸 날짜: 2026년 1월 5일 월요일 오전 9:00\n받는 사람: Support\n제목: RE: x\n\n옛", "네"),
+    ("Ok\n\nLähettäjä: Bob\nLähetetty: 5. tammikuuta 2026 9.00\nVastaanottaja: Support\nAihe: x\n\nOld", "Ok"),
+    ("Merci\n\nLe lun. 5 janv. 2026 à 09:00, Jean Le Gall <jean@example.fr> a écrit :\n> Bonjour\n", "Merci"),
 ])
 def test_quoted_history_is_removed_in_every_client_format(text: str, reply: str) -> None:
     assert reply_text(text) == reply
@@ -65,6 +127,14 @@ def test_quoted_history_is_removed_in_every_client_format(text: str, reply: str)
     ("Fine.\n\nSent from Mail<https://go.microsoft.com/fwlink/?LinkId=550986> for Windows", "Fine."),
     ("了解です。\n\niPhoneから送信", "了解です。"),
     ("Thanks\n-- \nJohn\nACME", "Thanks"),
+    ("Ok\n\nSent from my Verizon Wireless BlackBerry", "Ok"),
+    ("Ok\n\nSent wirelessly from my BlackBerry device on the Bell network.", "Ok"),
+    ("Ok\n\nSent via the Samsung Galaxy S9, an AT&T 5G Evolution capable smartphone", "Ok"),
+    ("Ok\n\nSent from Yahoo Mail for iPhone<https://overview.mail.yahoo.com/?.src=iOS>", "Ok"),
+    ("Ok\n\nVerstuurd vanaf mijn iPhone", "Ok"),
+    ("Ok\n\nInviato dal mio iPhone", "Ok"),
+    ("Ok\n\niPhone에서 보냄", "Ok"),
+    ("Ok\n—\nSent from Mailbox for iPhone", "Ok"),
     ("Oh thanks.\n\nHaving it would be great.\n\n-Ann Kim\n\nOn 01/03/11 7:07 PM, Bob wrote:\n> Hi\n\n"
      "_______________________________________________\nusers mailing list\nusers@lists.example.com",
      "Oh thanks.\n\nHaving it would be great."),
@@ -78,6 +148,11 @@ def test_signatures_at_the_end_of_the_reply_are_removed(text: str, reply: str) -
     "Here is what I wrote:\n\nThe server is down since 10am.",
     "This tests that\n\nOn friday when I tried it didn't work.\n\nThis line is not a header.",
     "Todo:\n\n-one\n-two",
+    "Hi,\n\n> Can you reset it?\n\nDone, and the second one too.",
+    "Notes from the call\n\n----------\n\nThe printer is fine.\n\nAnn",
+    "The email from: the boss said to wait.",
+    "差出人の欄が空でした。\n宛先も空です。",
+    "Here is what the vendor wrote:\n\nThe patch ships on 5 January.\n\nCan you confirm?",
     "One outstanding question\r\n\r\nis left.",
     "FYI\n\n---------- Forwarded message ---------\nFrom: Jane <jane@example.org>\n"
     "Date: Tue, Mar 5, 2024 at 9:00 AM\nSubject: Invoice\nTo: John <john@example.com>\n\nHi John",
@@ -122,6 +197,33 @@ def test_gmail_forward_container_is_not_history() -> None:
     html = ('<div>FYI</div><div class="gmail_quote"><div class="gmail_attr">---------- Forwarded message '
             '---------<br>From: Jane &lt;jane@example.org&gt;</div><div>Invoice attached</div></div>')
     assert reply_text("", html).endswith("Invoice attached")
+
+
+def test_bottom_posted_html_reply_keeps_the_answer_below_the_quote() -> None:
+    html = ('<div class="gmail_quote"><div class="gmail_attr">On Mon, Jan 5, 2026 at 9:00 AM Support '
+            '&lt;s@example.com&gt; wrote:<br></div><blockquote class="gmail_quote">Please restart.</blockquote>'
+            '</div><div>Restarted, all fine.</div>')
+    assert reply_text("", html) == "Restarted, all fine."
+
+
+def test_thunderbird_bottom_posted_html_reply_keeps_the_answer() -> None:
+    html = ('<div class="moz-cite-prefix">On 05/01/2026 09:00, Support wrote:<br></div>'
+            '<blockquote type="cite">Please restart.</blockquote><p>Restarted.</p><p>Tia</p>')
+    text = "On 05/01/2026 09:00, Support wrote:\n\nPlease restart.\n\nRestarted.\n\nTia"
+    assert reply_text(text, html) == "Restarted.\n\nTia"
+
+
+# Each of these took minutes with a regex that backtracks quadratically; linear ones take
+# milliseconds, so a hang here means such a pattern came back.
+@pytest.mark.parametrize("text", [
+    "From" + " " * 100_000 + "x",
+    "Hello\n\nSent from" + " " * 100_000 + "<x",
+    ("x On " * 80 + "wrote:\n") * 500,
+    "Hello\n\n" + "<" + "a@" * 50_000 + ":",
+    "Hello\n\nOn " + "x" * 100_000 + " wrote:\n> q",
+])
+def test_pathological_lines_do_not_backtrack(text: str) -> None:
+    reply_text(text)
 
 
 def test_one_megabyte_body_is_fast() -> None:

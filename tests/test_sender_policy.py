@@ -94,6 +94,7 @@ def test_auto_reply_signals_of_an_allowlisted_domain_do_not_stop_a_request(servi
     service.poll()
 
     assert [r.reporter_email for r in fake_jira.requests] == [ANN, ANN]
+    assert all(e.evidence.startswith("allowlisted domain example.org; ignored ") for e in service.log())
 
 
 def test_auto_reply_signals_of_other_domains_are_ignored(service, mail_account, fake_jira):
