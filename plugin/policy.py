@@ -14,7 +14,7 @@ def allowlisted(mail: InboundMail, ctx: Context) -> bool:
 def effective_verdict(mail: InboundMail, verdict: Verdict, ctx: Context) -> Verdict:
     """The classifier's verdict, with what only the link knows: its own address, its allowlist."""
     if verdict.kind is MailKind.MAIL and mail.sender and mail.sender.address.lower() in ctx.link.own_addresses:
-        return Verdict(MailKind.LOOP, f"loop: sent from the linked mailbox {mail.sender.address} itself")
+        return Verdict(MailKind.LOOP, f"sent from the linked mailbox {mail.sender.address} itself")
     if verdict.kind is MailKind.AUTO_REPLY and allowlisted(mail, ctx):
         return Verdict(MailKind.MAIL, f"allowlisted domain {mail.sender.domain}; ignored {verdict.evidence}")
     return verdict
