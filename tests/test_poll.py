@@ -223,3 +223,30 @@ def test_an_outage_is_one_error_log_row_not_one_per_poll(service, mail_account, 
 
     [error] = service.store.error_log()
     assert "refused the connection" in error.summary
+
+
+def test_mail_that_keeps_hitting_a_bug_is_given_up_after_max_attempts(service, mail_account, fake_jira,
+                                                                      monkeypatch):
+    from plugin.domain import NewRequest
+    from plugin.handlers import HANDLERS
+
+    def broken(route, raw, ctx):
+        raise RuntimeError("simulated bug")
+
+    # Last resort: no real input reaches a bug on purpose, so one handler is made to fail.
+    monkeypatch.setattr(HANDLERS[NewRequest], "apply", broken)
+    service.settings = service.settings.with_(max_attempts=2)
+    uid = mail_account.append(mail_file("request_plain.eml"))
+
+    service.poll()
+    service.poll()
+    assert mail_account.flags(uid) == set()  # still waiting while attempts remain
+    [error] = service.store.error_log()
+    assert "simulated bug" in error.summary and error.message_id == "vpn-drops-1@example.org"
+
+    service.poll()
+
+    assert mail_account.flags(uid) >= {SEEN, REJECTED}
+    entry = service.log()[-1]
+    assert (entry.outcome, entry.reason) == ("failed", "internal-error")
+    assert entry.raw_path is not None

@@ -37,9 +37,6 @@ def open_mailbox(link: Link, *, cafile: str | None = None) -> Mailbox:
     if link.protocol is MailProtocol.POP3:
         from plugin.mailboxes.pop3 import Pop3Mailbox
         return Pop3Mailbox.connect(link, cafile=cafile)
-    if link.protocol is MailProtocol.EWS:
-        from plugin.mailboxes.ews import EwsMailbox
-        return EwsMailbox.connect(link, cafile=cafile)
     if link.protocol is MailProtocol.MAILDIR:
         from plugin.mailboxes.maildir import MaildirMailbox
         return MaildirMailbox.connect(link)
