@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, RawMail
+from plugin.errors import RetryLater
 
 
 class Mailbox(Protocol):
@@ -40,4 +41,5 @@ def open_mailbox(link: Link, *, cafile: str | None = None) -> Mailbox:
     if link.protocol is MailProtocol.MAILDIR:
         from plugin.mailboxes.maildir import MaildirMailbox
         return MaildirMailbox.connect(link)
-    raise NotImplementedError(f"protocol {link.protocol} is not supported yet")
+    raise RetryLater(f"{link.protocol.value} mailboxes are not supported yet; relink {link.name} over IMAP or POP3",
+                     after_s=3600)
