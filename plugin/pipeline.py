@@ -26,7 +26,7 @@ class Handled:
 
 
 def own_message_id_domains(ctx: Context) -> frozenset[str]:
-    """Message-ID domains of mail we send (see plugin.compose); such mail coming back is a loop."""
+    """Message-ID domains our outbound mail carries; such mail coming back into the mailbox is a loop."""
     return frozenset(f"jsm-mail.{address.rpartition('@')[2]}" for address in ctx.link.own_addresses)
 
 
