@@ -119,6 +119,17 @@ def cmd_links_test(args: argparse.Namespace, runtime: Runtime) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_request_types(args: argparse.Namespace, runtime: Runtime) -> int:
+    try:
+        request_types = runtime.jira.request_types(args.service_desk)
+    except (RetryLater, MailRejected) as exc:
+        return fail(f"cannot list request types: {exc}")
+    for request_type in request_types:
+        verdict = "takes mail" if request_type.email_suitable else "no summary or description field: cannot take mail"
+        print(f"{request_type.id:>6}  {request_type.name}  ({verdict})")
+    return 0
+
+
 def cmd_poll(args: argparse.Namespace, runtime: Runtime) -> int:
     from plugin.poll import poll_links
     if args.link and runtime.store.link(args.link) is None:
@@ -239,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN")
     p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN")
     p.set_defaults(func=cmd_links_add)
+    p = links.add_parser("request-types", help="request types of a service desk, and which can take mail")
+    p.add_argument("--service-desk", required=True, metavar="ID")
+    p.set_defaults(func=cmd_request_types)
     p = links.add_parser("list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_links_list)

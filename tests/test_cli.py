@@ -118,3 +118,11 @@ def test_database_holds_no_plain_password(store, mail_account, settings):
     rows = sqlite3.connect(settings.data_dir / "jsm-mail.db").execute("SELECT * FROM links").fetchall()
     assert mail_account.password not in repr(rows)
     assert Path(settings.data_dir / "secret.key").stat().st_mode & 0o077 == 0
+
+
+def test_request_types_say_which_can_take_mail(env):
+    listed = jsm_mail(env, "links", "request-types", "--service-desk", "1")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert any("Email request  (takes mail)" in line for line in lines)
+    assert any("Report an outage  (no summary or description field" in line for line in lines)
