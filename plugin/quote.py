@@ -120,7 +120,7 @@ def _is_header_block(lines: list[str], i: int) -> bool:
             if others_in_row > 2:
                 break
     # "From: Tokyo office / To: Osaka office" in a customer's note is not a client's header block.
-    return has_from and (has_date and keys >= 2 or keys >= 3)
+    return has_from and ((has_date and keys >= 2) or keys >= 3)
 
 
 def _rule_above(lines: list[str], i: int) -> int:
