@@ -189,6 +189,13 @@ class Store:
         return s.scalars(select(LedgerRow).where(LedgerRow.link_id == link_id,
                                                  LedgerRow.ledger_id == ledger_id)).first()
 
+    def _ledger_row_to_write(self, s: Session, link_id: int, ledger_id: str) -> LedgerRow:
+        row = self._ledger_row(s, link_id, ledger_id)
+        if row is None:
+            row = LedgerRow(link_id=link_id, ledger_id=ledger_id, state=PENDING, attempts=0, failures=0)
+            s.add(row)
+        return row
+
     def ledger_entry(self, link_id: int, ledger_id: str) -> LedgerEntry | None:
         with self.session() as s:
             row = self._ledger_row(s, link_id, ledger_id)
@@ -198,10 +205,7 @@ class Store:
     def begin(self, link_id: int, ledger_id: str) -> LedgerEntry:
         """Record that handling starts, before Jira is touched; a second start means a retry."""
         with self.session() as s, s.begin():
-            row = self._ledger_row(s, link_id, ledger_id)
-            if row is None:
-                row = LedgerRow(link_id=link_id, ledger_id=ledger_id, state=PENDING, attempts=0, failures=0)
-                s.add(row)
+            row = self._ledger_row_to_write(s, link_id, ledger_id)
             row.attempts += 1
             s.flush()
             return LedgerEntry(row.state, row.issue_key, row.attempts, row.failures, _aware(row.started_at))
@@ -214,19 +218,13 @@ class Store:
     def note_failure(self, link_id: int, ledger_id: str) -> int:
         """Count an attempt that ended in a bug; returns the failures so far."""
         with self.session() as s, s.begin():
-            row = self._ledger_row(s, link_id, ledger_id)
-            if row is None:
-                row = LedgerRow(link_id=link_id, ledger_id=ledger_id, state=PENDING, attempts=1, failures=0)
-                s.add(row)
+            row = self._ledger_row_to_write(s, link_id, ledger_id)
             row.failures += 1
             return row.failures
 
     def finish(self, link_id: int, ledger_id: str, outcome: Outcome) -> None:
         with self.session() as s, s.begin():
-            row = self._ledger_row(s, link_id, ledger_id)
-            if row is None:
-                row = LedgerRow(link_id=link_id, ledger_id=ledger_id, attempts=1, failures=0)
-                s.add(row)
+            row = self._ledger_row_to_write(s, link_id, ledger_id)
             row.state = outcome.state.value
             row.issue_key = outcome.issue_key
             row.finished_at = utcnow()

@@ -4,23 +4,20 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from plugin.link_check import check_link
 from plugin.replay import replay_file
+from plugin.web import current_runtime
 from plugin.web.auth import require_admin
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _runtime():
-    return current_app.extensions["jsm_mail"]
-
-
 @bp.get("/")
 @require_admin
 def index():
-    runtime = _runtime()
+    runtime = current_runtime()
     links = runtime.store.links()
     names = {link.id: link.name for link in links}
     quarantined = [(names.get(link_id, link_id), sender, since) for link_id, sender, since in runtime.store.quarantined()]
@@ -31,17 +28,17 @@ def index():
 @bp.post("/links/<name>/test")
 @require_admin
 def test_link(name: str):
-    link = _runtime().store.link(name)
+    link = current_runtime().store.link(name)
     if link is None:
         abort(404)
-    result = check_link(link, _runtime())
+    result = check_link(link, current_runtime())
     return render_template("link_test.html", link=link, result=result)
 
 
 @bp.post("/quarantine/release")
 @require_admin
 def release_sender():
-    runtime = _runtime()
+    runtime = current_runtime()
     link = runtime.store.link(request.form.get("link", ""))
     sender = request.form.get("sender", "")
     if link and runtime.store.release(link.id, sender):
@@ -55,7 +52,7 @@ def release_sender():
 @require_admin
 def replay_upload():
     """Try an uploaded .eml on a link: shows the decision, or applies it when asked."""
-    runtime = _runtime()
+    runtime = current_runtime()
     link = runtime.store.link(request.form.get("link", ""))
     upload = request.files.get("eml")
     if link is None or upload is None:

@@ -5,13 +5,15 @@ import hmac
 from functools import wraps
 from typing import Callable
 
-from flask import Response, current_app, request
+from flask import Response, request
+
+from plugin.web import current_runtime
 
 
 def require_admin(view: Callable) -> Callable:
     @wraps(view)
     def guarded(*args, **kwargs):
-        settings = current_app.extensions["jsm_mail"].settings
+        settings = current_runtime().settings
         auth = request.authorization
         if (auth is None or auth.type != "basic"
                 or not hmac.compare_digest(auth.username or "", settings.admin_user)

@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from plugin.web import current_runtime
+
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
 def health():
-    runtime = current_app.extensions["jsm_mail"]
+    runtime = current_runtime()
     try:
         with runtime.store.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

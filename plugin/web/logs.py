@@ -5,22 +5,19 @@ import csv
 import io
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
+from flask import Blueprint, Response, abort, render_template, request, send_file
 
 from plugin.store import LOG_FIELDS, parse_since
+from plugin.web import current_runtime
 from plugin.web.auth import require_admin
 
 bp = Blueprint("logs", __name__, url_prefix="/admin")
 
 
-def _runtime():
-    return current_app.extensions["jsm_mail"]
-
-
 @bp.get("/logs")
 @require_admin
 def processing_log():
-    runtime = _runtime()
+    runtime = current_runtime()
     link = request.args.get("link") or None
     since = request.args.get("since") or None
     outcome = request.args.get("outcome") or None
@@ -43,7 +40,7 @@ def processing_log():
 @require_admin
 def raw_mail(name: str):
     """Download a mail that did not become Jira content (rejected or failed)."""
-    folder = (_runtime().settings.data_dir / "mail").resolve()
+    folder = (current_runtime().settings.data_dir / "mail").resolve()
     path = (folder / Path(name).name).resolve()
     if path.parent != folder or not path.is_file():
         abort(404)
@@ -53,4 +50,4 @@ def raw_mail(name: str):
 @bp.get("/errors")
 @require_admin
 def error_log():
-    return render_template("errors.html", errors=_runtime().store.error_log())
+    return render_template("errors.html", errors=current_runtime().store.error_log())
