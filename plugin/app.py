@@ -5,7 +5,7 @@ import logging
 import secrets
 
 from flask import Flask
-from werkzeug.serving import run_simple
+from waitress import serve as serve_wsgi
 
 from plugin.runtime import Runtime
 from plugin.settings import Settings
@@ -40,6 +40,6 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     log.info("admin pages at http://%s:%d/admin/ (user %s, password in %s or JSM_MAIL_ADMIN_PASSWORD)",
              host, port, settings.admin_user, settings.data_dir / "admin.password")
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        serve_wsgi(app, host=host, port=port, threads=8, ident="jsm-mail")
     finally:
         scheduler.shutdown(wait=True)
