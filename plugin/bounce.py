@@ -10,6 +10,7 @@ from email.parser import HeaderParser
 
 from flufl.bounce import all_failures
 
+from plugin.bounce_formats import inline_dsn_blocks, recipient_lines
 from plugin.charsets import decode_text
 from plugin.domain import BounceRecipient, BounceReport
 
@@ -65,7 +66,9 @@ _DIAGNOSTIC_STATUS = (
     (re.compile(r"user unknown|unknown user|no such (?:user|mailbox|recipient)|does not exist|"
                 r"invalid recipient|recipient (?:address )?rejected|mailbox unavailable|"
                 r"not (?:a )?(?:valid|known) (?:user|recipient|mailbox)|no mailbox|unknown recipient|"
-                r"user not found|addressee unknown|account (?:has been )?disabled", re.I), "5.1.1"),
+                r"user not found|addressee unknown|account (?:has been )?disabled|"
+                # Lotus Notes / Domino directory misses, Exchange 2003's "Unknown Recipient".
+                r"not listed in (?:public name|domino directory)|name is not recognized", re.I), "5.1.1"),
     (re.compile(r"host unknown|domain not found|unrouteable|no mx|name server|dns", re.I), "5.1.2"),
     (re.compile(r"mailbox (?:is )?full|quota|exceeded|over ?quota|insufficient|storage", re.I), "5.2.2"),
     (re.compile(r"too (?:large|big)|size limit|message size", re.I), "5.3.4"),
@@ -252,7 +255,25 @@ def _recipient(address: str, context: str, temporary: bool) -> BounceRecipient:
 def _context(text: str, address: str) -> str:
     """The diagnostic around an address: its line and the few lines after it."""
     at = text.lower().find(address.lower())
-    return text[at:at + 400] if at >= 0 else text
+    if at < 0:
+        return text
+    start = text.rfind("\n", 0, at) + 1
+    return text[start:at + 400]
+
+
+def _is_recipient(address: str, exclude: set[str]) -> bool:
+    """Neither an address of the bounce's own envelope nor a mailer daemon's."""
+    key = address.lower()
+    return key not in exclude and not _DAEMON_LOCAL_PART.match(key.partition("@")[0])
+
+
+def _inline_dsn(text: str) -> tuple[BounceRecipient, ...]:
+    """Recipients of RFC 3464 fields written into the notice text instead of a delivery-status part."""
+    recipients: dict[str, BounceRecipient] = {}
+    for address, action, diagnostic in inline_dsn_blocks(text):
+        status = _status(diagnostic)
+        recipients.setdefault(address.lower(), BounceRecipient(address, status, _permanent(status, action)))
+    return tuple(recipients.values())
 
 
 def _scan_text(text: str, exclude: set[str]) -> list[str]:
@@ -263,11 +284,20 @@ def _scan_text(text: str, exclude: set[str]) -> list[str]:
             continue
         for address in _ADDRESS.findall(line):
             address = address.strip(".")
-            key = address.lower()
-            if key in exclude or _DAEMON_LOCAL_PART.match(key.partition("@")[0]):
-                continue
-            found.setdefault(key, address)
+            if _is_recipient(address, exclude):
+                found.setdefault(address.lower(), address)
     return list(found.values())
+
+
+# An SMTP reply as MTAs quote it ("550 ", "<<< 550-", "said: 550", "[SMTP Error Code 550]").
+_TRANSCRIPT_REPLY = re.compile(r"^\s*(?:<<<\s*)?[45]\d\d[ -]|\bsaid:\s*[45]\d\d\b|error code:?\s*[45]\d\d\b",
+                               re.M | re.I)
+
+
+def looks_machine_written(msg: Message) -> bool:
+    """Whether the notice carries what only an MTA writes: status codes, a transcript or the original."""
+    text = notice_text(msg)
+    return bool(_STATUS.search(text) or _TRANSCRIPT_REPLY.search(text)) or _original_headers(msg) is not None
 
 
 def looks_like_notice(msg: Message) -> bool:
@@ -296,9 +326,15 @@ def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
     flufl_temporary, flufl_permanent = _flufl_failures(msg)
     found = [(a.decode(errors="replace"), False) for a in flufl_permanent]
     found += [(a.decode(errors="replace"), True) for a in flufl_temporary]
+    # flufl.bounce answers sets; report them in the order the notice names them.
+    found.sort(key=lambda item: (text.lower().find(item[0].lower()) % (len(text) + 1), item[0]))
     if found:
         return tuple(_recipient(a, _context(text, a), temporary or temp) for a, temp in found)
-    addresses = _scan_text(text, _own_addresses(msg)) or _original_recipients(msg)
+    if inline := _inline_dsn(text):
+        return inline
+    own = _own_addresses(msg)
+    addresses = (recipient_lines(text, lambda a: _is_recipient(a, own)) or _scan_text(text, own)
+                 or _original_recipients(msg))
     single = len(addresses) == 1
     return tuple(_recipient(a, text if single else _context(text, a), temporary) for a in addresses)
 

@@ -26,9 +26,9 @@ KNOWN_FAILURES = {
 }
 
 # zammad parses these like any mail, but they are bounces: RFC 3464 reports from Postfix
-# (mail033, mail063, mail092) and a MAILER-DAEMON notice with a null Return-Path (mail052).
-ZAMMAD_BOUNCES = {"mail033-undelivered-mail-returned-to-sender.box", "mail052.box", "mail063.box",
-                  "mail092.box"}
+# (mail033, mail055, mail063, mail092) and a MAILER-DAEMON notice with a null Return-Path (mail052).
+ZAMMAD_BOUNCES = {"mail033-undelivered-mail-returned-to-sender.box", "mail052.box", "mail055.box",
+                  "mail063.box", "mail092.box"}
 
 
 def _classify_file(path: Path, **kwargs: frozenset[str]) -> Verdict:
@@ -87,10 +87,51 @@ def test_dsn_bounce_reads_status_and_original_message_id() -> None:
         [("joem@example.com", "5.1.1", True)]
 
 
+# Our own samples of each MTA's bounce format: (address, status, permanent) per failed recipient, in order.
+MTA_BOUNCES = {
+    "bounce_qmail_two_recipients.eml": [("kijitora@example.jp", "5.1.1", True),
+                                        ("mikeneko@example.jp", "5.1.1", True)],
+    "bounce_exchange2003.eml": [("kijitora@example.co.jp", "5.1.1", True)],
+    "bounce_lotus_notes.eml": [("kijitora@notes.example.jp", "5.1.1", True)],
+    "bounce_domino.eml": [("kijitora@domino.example.net", "5.1.1", True)],
+    "bounce_unknown_mta_x1.eml": [("kijitora@example.co.jp", "5.1.1", True),
+                                  ("mikeneko@example.co.jp", "5.1.1", True)],
+    "bounce_unknown_mta_x3.eml": [("kijitora@example.com", "5.3.0", True)],
+    "bounce_unknown_mta_x5_inline_fields.eml": [("kijitora@example.jp", "5.1.1", True)],
+    "bounce_imail_server.eml": [("kijitora@example.com", "5.1.1", True)],
+    "bounce_kddi_au.eml": [("kijitora@au.example.jp", "5.2.2", True)],
+    "bounce_ezweb.eml": [("kijitora@ezweb.example.jp", "5.0.0", True)],
+    "bounce_exim_two_recipients.eml": [("kijitora@example.org", "5.1.1", True),
+                                       ("mikeneko@example.net", "5.2.2", True)],
+    "bounce_exim_delay_warning.eml": [("kijitora@example.org", "4.2.2", False)],
+    "bounce_v5sendmail.eml": [("kijitora@example.com", "5.0.0", True)],
+    "bounce_postfix_without_dsn_expanded_alias.eml": [("kijitora@example.net", "5.1.1", True),
+                                                      ("mikeneko@example.net", "5.2.2", True)],
+    "bounce_gmail_delayed.eml": [("mailboxfull@example.jp", "4.2.2", False)],
+    "bounce_dsn_delayed.eml": [("kijitora@example.com", "4.4.1", False)],
+    "bounce_dsn_failed_and_delayed_rfc822_headers.eml": [("kijitora@example.com", "5.1.1", True),
+                                                         ("mikeneko@example.com", "4.2.2", False)],
+    "bounce_japanese_iso2022jp_two_recipients.eml": [("kijitora@example.jp", "5.1.1", True),
+                                                     ("mikeneko@example.jp", "5.2.2", True)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MTA_BOUNCES))
+def test_mta_bounce_names_each_failed_recipient_once(name: str) -> None:
+    verdict = _classify_file(MAIL_DIR / name)
+    assert verdict.kind is MailKind.BOUNCE, verdict.evidence
+    assert verdict.bounce is not None
+    assert [(r.address, r.status, r.permanent) for r in verdict.bounce.recipients] == MTA_BOUNCES[name]
+
+
 @pytest.mark.parametrize("name, evidence", [
     ("autoreply_outlook_oof_en.eml", "auto-submitted: auto-generated"),
     ("autoreply_outlook_oof_ja.eml", "x-auto-response-suppress: all"),
     ("autoreply_rfc3834_vacation.eml", "auto-submitted: auto-replied"),
+    ("autoreply_apple_vacation.eml", "x-apple-action: vacation"),
+    ("autoreply_french_reponse_automatique.eml", "auto-submitted: auto-replied"),
+    ("autoreply_german_abwesenheit.eml", "out-of-office subject, return-path <>"),
+    ("autoreply_spanish_respuesta_automatica.eml", "out-of-office subject, return-path <>"),
 ])
 def test_auto_replies_are_recognised(name: str, evidence: str) -> None:
     assert _classify_file(MAIL_DIR / name) == Verdict(MailKind.AUTO_REPLY, evidence)
@@ -100,9 +141,16 @@ def test_auto_replies_are_recognised(name: str, evidence: str) -> None:
     "classify_auto_forwarded_is_mail.eml",
     "classify_precedence_list_is_mail.eml",
     "classify_out_of_office_subject_alone_is_mail.eml",
+    "classify_human_writes_about_delivery_failure_is_mail.eml",
+    "classify_system_notice_from_root_is_mail.eml",
 ])
 def test_customer_mail_stays_mail(name: str) -> None:
     assert _classify_file(MAIL_DIR / name).kind is MailKind.MAIL
+
+
+def test_junk_mail_complaint_with_attached_original_is_a_feedback_report() -> None:
+    verdict = _classify_file(MAIL_DIR / "classify_hotmail_jmrp_complaint_is_feedback_report.eml")
+    assert verdict.kind is MailKind.FEEDBACK_REPORT
 
 
 def test_loop_header_is_a_loop() -> None:
@@ -154,8 +202,6 @@ def test_bare_mailer_daemon_is_never_customer_mail() -> None:
 
 @pytest.mark.parametrize("case", corpus_cases("zammad"), ids=str)
 def test_zammad_customer_mail_is_not_mistaken_for_machine_mail(case: CorpusCase) -> None:
-    if case.file.startswith("mail055"):
-        pytest.skip("parse_bytes cannot read this file yet (charset 'utf-8 content-transfer-encoding')")
     verdict = _classify_file(case.path)
     expected = MailKind.BOUNCE if case.file in ZAMMAD_BOUNCES else MailKind.MAIL
     assert verdict.kind is expected, verdict.evidence
