@@ -178,9 +178,13 @@ def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
         notes.insert(0, verdict.evidence)
     if match is None:
         return NewRequest(mail, "; ".join(notes))
+    info = ctx.request(match.issue_key)
+    if info is None:
+        notes.append(f"{match.evidence}, but {match.issue_key} no longer exists")
+        return NewRequest(mail, "; ".join(notes))
     if is_forward(mail.subject):
         return NewRequest(mail, f"forwarded mail, not a comment: {match.evidence}", related_key=match.issue_key)
-    days = _resolved_long_ago(ctx.request(match.issue_key), ctx.link.reopen_window_days)
+    days = _resolved_long_ago(info, ctx.link.reopen_window_days)
     if days is not None:
         return NewRequest(mail, f"{match.evidence}; {match.issue_key} was resolved {days} days ago",
                           related_key=match.issue_key)

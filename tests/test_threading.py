@@ -219,3 +219,12 @@ def test_tracking_token_in_the_subject_threads_like_an_issue_key(service, mail_a
 
     assert (entry.outcome, entry.issue_key) == ("commented", "SD-1")
     assert entry.evidence == "subject key SD-1, sender is reporter or participant"
+
+
+def test_reply_to_a_deleted_request_opens_a_new_one(service, mail_account, fake_jira, original):
+    del fake_jira.issues["SD-1"]  # an agent deleted the request in Jira
+
+    _, entry = poll_one(service, mail_account, "thread_reply_in_reply_to_gmail.eml")
+
+    assert (entry.outcome, entry.issue_key) == ("created", "SD-2")
+    assert entry.evidence.endswith("= mail that created SD-1, but SD-1 no longer exists")
