@@ -393,6 +393,7 @@ class FakeJira:
         self.users: list[FakeUser] = []
         self.desks: dict[str, FakeDesk] = {}
         self.issues: dict[str, FakeRequest] = {}
+        self._issue_numbers: dict[str, int] = {}
         self.temporary_files: dict[str, tuple[str, str, bytes, str]] = {}
         self._lock = threading.RLock()
         self._ids = itertools.count(10001)
@@ -591,7 +592,9 @@ class FakeJira:
 
     def _new_request(self, desk: FakeDesk, request_type_id: str, summary: str, description: str,
                      reporter: FakeUser, created: datetime | None = None) -> FakeRequest:
-        number = sum(1 for r in self.issues.values() if r.desk.project_key == desk.project_key) + 1
+        # Jira never reuses an issue number, not even after a delete.
+        number = self._issue_numbers.get(desk.project_key, 0) + 1
+        self._issue_numbers[desk.project_key] = number
         request = FakeRequest(f"{desk.project_key}-{number}", str(next(self._ids)), desk, request_type_id,
                               summary, description, reporter, created or datetime.now(timezone.utc))
         self.issues[request.key] = request
