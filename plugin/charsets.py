@@ -4,6 +4,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -61,6 +62,16 @@ _SUSPECT = re.compile(
     "|[\u00c2-\u00ef][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
     "\u2013-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
     "|(?<=[A-Za-z])[\u3400-\u9fff\uac00-\ud7a3](?=[A-Za-z])")
+# Spellings of real labels that codecs.lookup does not know: "cp-850", "win-1251",
+# "x-mac-roman", "iso-8859-8-i" (RFC 1556: the -i/-e suffix is the bidi mode, not the charset).
+_LABEL_SPELLINGS = (
+    (re.compile(r"^x-(?!mac)"), ""),
+    (re.compile(r"^(?:cp|ibm|ms|win|windows)[-_ ]?(\d{3,4})$"), r"cp\1"),
+    (re.compile(r"^(iso[-_ ]?8859[-_ ]?\d+)[-_][ie]$"), r"\1"),
+    (re.compile(r"^(?:x-)?mac-?(\w+)$"), r"mac_\1"),
+    (re.compile(r"^latin-(\d+)$"), r"latin\1"),
+    (re.compile(r"^koi8(\w)$"), r"koi8_\1"),
+)
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
 
@@ -77,12 +88,22 @@ def codec_for(label: str | None) -> str | None:
     name = name.split("*", 1)[0]  # RFC 2231 section 5: charset*language
     if name in _NO_CHARSET:
         return None
-    if name in _SUPERSETS:
-        return _SUPERSETS[name]
-    try:
-        return codecs.lookup(name).name
-    except (LookupError, ValueError):  # ValueError: a NUL inside the label
-        return None
+    for spelling in _spellings(name):
+        if spelling in _SUPERSETS:
+            return _SUPERSETS[spelling]
+        try:
+            return codecs.lookup(spelling).name
+        except (LookupError, ValueError):  # ValueError: a NUL inside the label
+            continue
+    return None
+
+
+def _spellings(name: str) -> Iterator[str]:
+    """The label as written, then rewritten step by step into the names Python knows."""
+    yield name
+    for pattern, replacement in _LABEL_SPELLINGS:
+        name = pattern.sub(replacement, name)
+        yield name
 
 
 def decode_text(data: bytes, declared: str | None) -> Decoded:

@@ -15,6 +15,11 @@ _SPACE = re.compile(r"[ \t\r\n\f]+")
 _INVISIBLE = str.maketrans({"\u00a0": " ", "\u200b": None, "\u200c": None, "\u200d": None,
                             "\ufeff": None, "\u00ad": None})
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Pasted pictures arrive as data: URIs (RFC 2397) megabytes long; they carry no text.
+_DATA_URI = re.compile(r"""(["'])\s*data:[^"']*\1""", re.I)
+# Jira keeps 32,767 characters of a description; a longer HTML body is a newsletter archive or
+# an attack, and the pure-Python tokenizer needs about a second per megabyte of tag soup.
+_MAX_HTML_CHARS = 1_000_000
 
 
 class _TextBuilder(HTMLParser):
@@ -143,6 +148,6 @@ def html_to_text(html: str) -> str:
     """Plain text of an HTML body: blank lines between paragraphs, "- "/"1. " list items,
     links as "text <url>" (the url alone when it is the text)."""
     builder = _TextBuilder()
-    builder.feed(html)
+    builder.feed(_DATA_URI.sub('""', html)[:_MAX_HTML_CHARS])
     builder.close()
     return builder.text()

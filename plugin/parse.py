@@ -6,13 +6,15 @@ import email.utils
 import hashlib
 import mimetypes
 import re
+import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from plugin.charsets import charset_from_html, decode_base64, decode_text, decode_words
+from plugin.charsets import Decoded, charset_from_html, decode_base64, decode_text, decode_words
 from plugin.domain import Address, Attachment, InboundMail, MailRef, RawMail, ThreadHeaders
 from plugin.errors import MailRejected, RejectReason
 from plugin.html_text import html_to_text
@@ -27,6 +29,11 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
 _ATOM = re.compile(r'[^\s"(),;:<>]+')
 _EMAIL = re.compile(r"[^\s<>()\"',;:]+@[^\s<>()\"',;:]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_GUESSED_BOUNDARY = re.compile(rb"^--([\x21-\x7e][\x20-\x7e]{0,69}?)[ \t]*\r?$", re.M)
+_QP_PADDED_BREAK = re.compile(rb"=[ \t]+(?=\n)")
+# POSIX uuencode (IEEE Std 1003.1, uuencode): "begin MODE NAME", encoded lines, "end".
+_UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\n(.*?)^end[ \t]*$\n?", re.M | re.S)
+_HTML_TAG = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>|<[^>]*>")
 _TEXT_BODY = frozenset(("text/plain", "text/html"))
 _EXTENSIONS = {"message/rfc822": ".eml", "message/global": ".eml", "message/delivery-status": ".txt",
                "message/global-delivery-status": ".txt", "message/disposition-notification": ".txt",
@@ -46,11 +53,18 @@ class _Part:
     inner: _Part | None = None  # the parsed mail inside a message/rfc822 part
 
 
+@dataclass(frozen=True, slots=True)
+class _Html:
+    """An HTML body kept as markup until it is chosen: converting HTML is the slow step."""
+
+    markup: str
+
+
 @dataclass(slots=True)
 class _Found:
     """What a walk over the MIME tree found: body pieces in order and the attachments."""
 
-    texts: list[str] = field(default_factory=list)
+    texts: list[str | _Html] = field(default_factory=list)
     htmls: list[str] = field(default_factory=list)
     attachments: list[_Part] = field(default_factory=list)
     repaired: bool = False
@@ -58,10 +72,11 @@ class _Found:
 
 def parse_bytes(data: bytes, ref: MailRef = _UNKNOWN_REF) -> InboundMail:
     """Parse one raw message; raise MailRejected(MALFORMED) when the bytes are not a mail."""
-    root = _parse_entity(data, 0)
-    if not root.message.keys() or b"\x00" in data[:_header_bounds(data)[0]]:
+    raw = _lf_line_ends(data)
+    root = _parse_entity(raw, 0)
+    if not root.message.keys() or b"\x00" in raw[:_header_bounds(raw)[0]]:
         raise MailRejected(RejectReason.MALFORMED, "no header section")
-    headers = _Headers(root.message)
+    headers = _Headers(root.message, _first_charset(root))
     found = _Found()
     _walk(root, found)
     attachments = tuple(_attachment(part, index, found) for index, part in enumerate(found.attachments, 1))
@@ -74,7 +89,7 @@ def parse_bytes(data: bytes, ref: MailRef = _UNKNOWN_REF) -> InboundMail:
         cc=headers.addresses("Cc"),
         subject=headers.text("Subject"),
         date=_date(headers.raw("Date")),
-        body_text="\n\n".join(text for text in found.texts if text),
+        body_text="\n\n".join(text for text in map(_plain, found.texts) if text),
         body_html=found.htmls[0] if found.htmls else None,
         attachments=attachments,
         thread=ThreadHeaders(_first_id(headers.raw("In-Reply-To")), _ids(headers.raw("References")),
@@ -89,6 +104,22 @@ def parse_bytes(data: bytes, ref: MailRef = _UNKNOWN_REF) -> InboundMail:
 def parse_mail(raw: RawMail) -> InboundMail:
     """Parse a mail fetched from a mailbox."""
     return parse_bytes(raw.data, raw.ref)
+
+
+def _lf_line_ends(data: bytes) -> bytes:
+    """Mail from classic Mac OS mailers ends lines with CR alone; read those as line ends."""
+    head = data[:65536]
+    if b"\r" in head and b"\n" not in head:
+        return data.replace(b"\r", b"\n")
+    return data
+
+
+def _first_charset(part: _Part) -> str | None:
+    """The first charset the mail declares for its text, in tree order."""
+    charset = part.message.get_content_charset()
+    if charset or part.inner is not None:
+        return charset
+    return next((c for c in map(_first_charset, part.children) if c), None)
 
 
 # --- MIME structure -------------------------------------------------------------------------
@@ -136,46 +167,90 @@ def _header_bounds(data: bytes) -> tuple[int, int]:
 
 
 def _parse_multipart(message: Message, body: bytes, depth: int) -> _Part | None:
-    boundary = message.get_boundary()
-    if not boundary:
+    for boundary in _boundaries(message, body):
+        split = _split_parts(body, boundary)
+        if split is not None:
+            break
+    else:
         return None
-    split = _split_parts(body, boundary.encode("utf-8", "surrogateescape"))
-    if split is None:
-        return None
-    preamble, chunks, epilogue = split
-    child_type = "message/rfc822" if message.get_content_subtype() == "digest" else "text/plain"
-    children = tuple(_parse_entity(chunk, depth + 1, child_type) for chunk in chunks)
+    preamble, segments, epilogue = split
+    children, _ = _children(segments, 0, depth, _child_type(message), boundary)
     message.set_payload([child.message for child in children])
     message.preamble = preamble.decode("ascii", "surrogateescape")
     message.epilogue = epilogue.decode("ascii", "surrogateescape")
-    return _Part(message, body, children)
+    return _Part(message, body, tuple(children))
 
 
-def _split_parts(body: bytes, boundary: bytes) -> tuple[bytes, list[bytes], bytes] | None:
-    """Cut a multipart body at its delimiter lines (RFC 2046 section 5.1.1); None if there are none."""
-    delimiter = b"--" + boundary
-    starts: list[tuple[int, int]] = []  # (delimiter start, content start)
-    closed_at = None
+def _boundaries(message: Message, body: bytes) -> Iterator[bytes]:
+    """The declared boundary, then the first delimiter-like line: spam and broken mailers omit
+    the boundary parameter or declare another one than they use."""
+    declared = message.get_boundary()
+    if declared:
+        yield declared.encode("utf-8", "surrogateescape")
+    guessed = _GUESSED_BOUNDARY.search(body[:65536])
+    if guessed:
+        yield guessed.group(1)
+
+
+def _child_type(message: Message) -> str:
+    """RFC 2046 section 5.1.5: parts of a digest are mails unless they say otherwise."""
+    return "message/rfc822" if message.get_content_subtype() == "digest" else "text/plain"
+
+
+def _children(segments: list[tuple[bytes, bool]], index: int, depth: int, child_type: str,
+              boundary: bytes) -> tuple[list[_Part], int]:
+    """Parse body parts up to a close delimiter; a nested multipart that reuses its parent's
+    boundary (seen in spam) takes the parts up to the next close delimiter as its own."""
+    children = []
+    while index < len(segments):
+        chunk, closed = segments[index]
+        index += 1
+        child = _parse_entity(chunk, depth + 1, child_type)
+        if not closed and not child.children and _reuses_boundary(child.message, boundary, depth + 1):
+            nested, index = _children(segments, index, depth + 1, _child_type(child.message), boundary)
+            child.message.set_payload([grandchild.message for grandchild in nested])
+            child = _Part(child.message, b"", tuple(nested))
+        children.append(child)
+        if closed:
+            break
+    return children, index
+
+
+def _reuses_boundary(message: Message, boundary: bytes, depth: int) -> bool:
+    own = message.get_boundary() if message.get_content_maintype() == "multipart" else None
+    return depth < _MAX_DEPTH and own is not None and own.encode("utf-8", "surrogateescape") == boundary
+
+
+def _split_parts(body: bytes, boundary: bytes) -> tuple[bytes, list[tuple[bytes, bool]], bytes] | None:
+    """Cut a multipart body at its delimiter lines (RFC 2046 section 5.1.1): the preamble, each
+    part with whether a close delimiter follows it, and the epilogue; None if there are none."""
+    delimiters = _delimiter_lines(body, b"--" + boundary)
+    opens = [index for index, (_, _, closing) in enumerate(delimiters) if not closing]
+    if not opens:
+        return None
+    segments = []
+    for index in opens:
+        content = delimiters[index][1]
+        following = delimiters[index + 1] if index + 1 < len(delimiters) else None
+        end = following[0] if following else len(body)
+        segments.append((_before_line_break(body, content, end), bool(following and following[2])))
+    last = delimiters[-1]
+    epilogue = body[last[1]:] if last[2] else b""
+    return _before_line_break(body, 0, delimiters[opens[0]][0]), segments, epilogue
+
+
+def _delimiter_lines(body: bytes, delimiter: bytes) -> list[tuple[int, int, bool]]:
+    """(line start, next line start, is close delimiter) of every delimiter line in order."""
+    found = []
     position = body.find(delimiter)
     while position >= 0:
         line_end = body.find(b"\n", position)
         line_end = len(body) if line_end < 0 else line_end
         tail = body[position + len(delimiter):line_end].rstrip(b" \t\r")
-        at_line_start = position == 0 or body[position - 1] == 0x0A
-        if at_line_start and tail in (b"", b"--"):
-            if tail == b"--":
-                closed_at = position
-                break
-            starts.append((position, line_end + 1))
+        if (position == 0 or body[position - 1] == 0x0A) and tail in (b"", b"--"):
+            found.append((position, min(line_end + 1, len(body)), tail == b"--"))
         position = body.find(delimiter, line_end)
-    if not starts:
-        return None
-    ends = [start for start, _ in starts[1:]] + [closed_at if closed_at is not None else len(body)]
-    chunks = [_before_line_break(body, content, end) for (_, content), end in zip(starts, ends)]
-    epilogue = b""
-    if closed_at is not None and body.find(b"\n", closed_at) >= 0:
-        epilogue = body[body.find(b"\n", closed_at) + 1:]
-    return _before_line_break(body, 0, starts[0][0]), chunks, epilogue
+    return found
 
 
 def _before_line_break(body: bytes, start: int, end: int) -> bytes:
@@ -187,20 +262,43 @@ def _before_line_break(body: bytes, start: int, end: int) -> bytes:
 
 def _transfer_decode(message: Message, body: bytes) -> bytes:
     """Undo Content-Transfer-Encoding (RFC 2045 section 6); unknown encodings are left as they are."""
-    encoding = str(message.get("Content-Transfer-Encoding", "")).strip().lower()
+    encoding = str(message.get("Content-Transfer-Encoding", "")).strip().strip('"').lower()
     try:
         if encoding == "base64":
             return decode_base64(body)
-        if encoding in ("x-uuencode", "uuencode", "x-uue"):
-            return message.get_payload(decode=True) or b""
     except (binascii.Error, ValueError):
         return body
     if encoding in ("8bit", "binary"):
         return body  # kept byte for byte, line ends included
-    # 7bit and quoted-printable data is lines of text (RFC 2045 sections 2.7, 6.7) whose CRLF
-    # ends belong to the transport; stored text uses LF.
+    # 7bit, quoted-printable and uuencoded data is lines of text (RFC 2045 sections 2.7, 6.7)
+    # whose CRLF ends belong to the transport; stored text uses LF.
     body = body.replace(b"\r\n", b"\n")
-    return binascii.a2b_qp(body) if encoding == "quoted-printable" else body
+    if encoding in ("x-uuencode", "uuencode", "x-uue"):
+        block = _UU_BLOCK.search(body.decode("latin-1"))
+        decoded = _uudecode(block.group(2) if block else body.decode("latin-1"))
+        return body if decoded is None else decoded
+    if encoding == "quoted-printable":
+        # RFC 2045 section 6.7 rule 3: whitespace after a soft line break "=" is transport padding.
+        return binascii.a2b_qp(_QP_PADDED_BREAK.sub(b"=", body))
+    return body
+
+
+def _uudecode(lines: str) -> bytes | None:
+    """Decode uuencoded lines, None when they are not; a line with trailing junk is cut to the
+    length its count character gives, as the stdlib uu module did."""
+    out = bytearray()
+    for line in lines.encode("latin-1", "replace").split(b"\n"):
+        line = line.rstrip(b"\r")
+        if not line.strip(b" `"):
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            try:
+                out += binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3])
+            except binascii.Error:
+                return None
+    return bytes(out)
 
 
 # --- bodies and attachments -----------------------------------------------------------------
@@ -213,10 +311,10 @@ def _walk(part: _Part, found: _Found) -> None:
         for child in part.children:
             _walk(child, found)
     elif _is_body(part):
-        text, html = _body_text(part, found)
+        text = _body_text(part, found)
         found.texts.append(text)
-        if html is not None:
-            found.htmls.append(html)
+        if isinstance(text, _Html):
+            found.htmls.append(text.markup)
     else:
         found.attachments.append(part)
 
@@ -241,20 +339,30 @@ def _walk_alternative(part: _Part, found: _Found) -> None:
 
 def _says_less(plain: _Found, rich: _Found) -> bool:
     """A plain part that is empty or a stub ("view this mail in a browser") beside a full HTML one."""
-    plain_words = sum(len(text.split()) for text in plain.texts)
-    rich_words = sum(len(text.split()) for text in rich.texts)
-    return plain_words * 3 < rich_words
+    return _word_count(plain.texts) * 3 < _word_count(rich.texts)
+
+
+def _word_count(texts: list[str | _Html]) -> int:
+    """Words in body pieces; HTML is counted with its tags cut out, without converting it."""
+    return sum(len((_HTML_TAG.sub(" ", t.markup) if isinstance(t, _Html) else t).split()) for t in texts)
+
+
+def _plain(text: str | _Html) -> str:
+    return html_to_text(text.markup) if isinstance(text, _Html) else text
 
 
 def _is_body(part: _Part) -> bool:
+    """A text part shown as the mail, or a multipart whose parts could not be found (read as text)."""
     message = part.message
+    if message.get_content_maintype() == "multipart":
+        return True
     return (message.get_content_type() in _TEXT_BODY and _disposition(message) != "attachment"
             and not message.get_param("filename", header="content-disposition")
             and not message.get_param("name"))
 
 
-def _body_text(part: _Part, found: _Found) -> tuple[str, str | None]:
-    """The part as plain text, and as HTML when it is HTML."""
+def _body_text(part: _Part, found: _Found) -> str | _Html:
+    """The part as plain text, or its HTML; uuencoded files in plain text become attachments."""
     message = part.message
     data = _transfer_decode(message, part.body)
     is_html = message.get_content_subtype() == "html"
@@ -263,10 +371,31 @@ def _body_text(part: _Part, found: _Found) -> tuple[str, str | None]:
     found.repaired |= decoded.repaired
     text = decoded.text.replace("\r\n", "\n").replace("\r", "\n")
     if is_html:
-        return html_to_text(text), text
+        return _Html(text)
     if str(message.get_param("format", "")).lower() == "flowed":
         text = _unflow(text, str(message.get_param("delsp", "")).lower() == "yes")
-    return text.strip("\n"), None
+    return _extract_uuencoded(text, found).strip("\n")
+
+
+def _extract_uuencoded(text: str, found: _Found) -> str:
+    """Files pasted into a text body with uuencode (pre-MIME mailers, Outlook Express) become
+    attachments, as Thunderbird and Outlook show them; a block that does not decode stays text."""
+    def extract(match: re.Match[str]) -> str:
+        data = _uudecode(match.group(2))
+        if data is None:
+            return match.group()
+        found.attachments.append(_Part(_file_headers(match.group(1)), data))
+        return ""
+    return _UU_BLOCK.sub(extract, text) if "begin " in text else text
+
+
+def _file_headers(filename: str) -> Message:
+    """MIME headers for a file that came without any: type from its name, sent as is."""
+    message = Message()
+    message["Content-Type"] = _MIME_TYPES.guess_type(filename)[0] or "application/octet-stream"
+    message["Content-Transfer-Encoding"] = "binary"
+    message.add_header("Content-Disposition", "attachment", filename=filename)
+    return message
 
 
 def _unflow(text: str, delete_space: bool) -> str:
@@ -298,9 +427,17 @@ def _attachment(part: _Part, index: int, found: _Found) -> Attachment:
         filename=name or _generated_name(part, index),
         content_type=_content_type(message),
         data=data,
-        inline=disposition == "inline" or (not disposition and content_id is not None),
+        inline=_shown_in_body(message, disposition, content_id),
         content_id=content_id,
     )
+
+
+def _shown_in_body(message: Message, disposition: str, content_id: str | None) -> bool:
+    """An image shown inline (RFC 2183) or any part the HTML refers to by Content-ID (RFC 2392);
+    Apple Mail's inline PDFs and documents are files the agent opens, not pictures in the text."""
+    if disposition == "attachment":
+        return False
+    return content_id is not None or (disposition == "inline" and message.get_content_maintype() == "image")
 
 
 def _content_type(message: Message) -> str:
@@ -328,7 +465,15 @@ def _filename(message: Message) -> tuple[str | None, bool]:
         name = _CONTROL.sub("", re.split(r"[\\/]", words.text)[-1]).strip()
         if name:
             return name, decoded.repaired or words.repaired
-    return None, False
+    return _location_name(message), False
+
+
+def _location_name(message: Message) -> str | None:
+    """The last path segment of Content-Location (RFC 2557), which Exchange gives nameless images."""
+    location = str(message.get("Content-Location", "")).strip()
+    path = urllib.parse.urlsplit(_FOLD.sub("", location).replace("\n", "")).path if location.isascii() else ""
+    name = _CONTROL.sub("", urllib.parse.unquote(path.rstrip("/").rpartition("/")[2])).strip()
+    return name or None
 
 
 def _param_bytes(text: str) -> bytes:
@@ -340,15 +485,17 @@ def _param_bytes(text: str) -> bytes:
 
 
 def _generated_name(part: _Part, index: int) -> str:
-    """A name for a nameless part: the subject of an attached mail, else attachment-N.ext."""
+    """A name for a nameless part: an attached mail's subject, else its Content-Description
+    (RFC 2045 section 8; MTAs label returned mail so), else attachment-N.ext."""
     ctype = part.message.get_content_type()
-    if part.inner is not None:
-        subject = _Headers(part.inner.message).text("Subject")
-        subject = _CONTROL.sub("", subject.replace("/", "_").replace("\\", "_")).strip()[:200]
-        if subject:
-            return f"{subject}.eml"
     extension = _EXTENSIONS.get(ctype) or _MIME_TYPES.guess_extension(ctype) or ".bin"
-    return f"attachment-{index}{extension}"
+    subject = _Headers(part.inner.message).text("Subject") if part.inner is not None else ""
+    description = _Headers(part.message).text("Content-Description")
+    for label in (subject, description):
+        label = _CONTROL.sub("", label.replace("/", "_").replace("\\", "_")).strip()[:200]
+        if label:
+            return label if label.lower().endswith(extension) else f"{label}{extension}"
+    return "forwarded-message.eml" if part.inner is not None else f"attachment-{index}{extension}"
 
 
 # --- headers --------------------------------------------------------------------------------
@@ -356,10 +503,11 @@ def _generated_name(part: _Part, index: int) -> str:
 class _Headers:
     """Header fields as sent (raw 8-bit kept), decoded on request."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, body_charset: str | None = None) -> None:
         self._fields: dict[str, list[str]] = {}
         for name, value in message.raw_items():
             self._fields.setdefault(name.strip().lower(), []).append(_FOLD.sub("", value))
+        self._body_charset = body_charset
         self.repaired = False
 
     def raw(self, name: str) -> str | None:
@@ -377,7 +525,7 @@ class _Headers:
         for value in self._fields.get(name.lower(), []):
             for display, address in _address_list(self._unescape_8bit(value)):
                 if address and (keep_bare or "@" in address):
-                    found.append(Address(self._decode(display).strip().strip("'\"").strip(), address))
+                    found.append(Address(_unquoted(self._decode(display)), address))
         return tuple(found)
 
     def _decode(self, value: str) -> str:
@@ -386,7 +534,8 @@ class _Headers:
         return decoded.text.replace("\r", "").replace("\n", "")
 
     def _unescape_8bit(self, value: str) -> str:
-        """Raw 8-bit header bytes (RFC 6532 UTF-8, or Shift_JIS from old mailers) as text."""
+        """Raw 8-bit header bytes (RFC 6532 UTF-8, or Shift_JIS or Latin-1 from old mailers) as text.
+        Bytes that are not UTF-8 are read in the charset the body declares, as Thunderbird does."""
         if value.isascii():
             return value
         try:
@@ -394,8 +543,18 @@ class _Headers:
         except UnicodeEncodeError:
             return value  # already text
         decoded = decode_text(raw, "utf-8")
+        if decoded.repaired and self._body_charset:
+            decoded = Decoded(decode_text(raw, self._body_charset).text, True)
         self.repaired |= decoded.repaired
         return decoded.text
+
+
+def _unquoted(name: str) -> str:
+    """A display name without the quotes Outlook puts around it inside quoted or encoded text."""
+    name = name.strip()
+    while len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
+        name = name[1:-1].strip()
+    return name
 
 
 def _address_list(value: str) -> list[tuple[str, str]]:

@@ -120,3 +120,32 @@ def test_whitespace_between_encoded_words_is_dropped_but_kept_around_text() -> N
 def test_encoded_word_with_wrong_charset_is_repaired() -> None:
     value = f"=?us-ascii?B?{base64.b64encode('日本語'.encode()).decode()}?="
     assert decode_words(value) == Decoded("日本語", True)
+
+
+@pytest.mark.parametrize("label, codec", [
+    ("cp-850", "cp850"), ("CP-1252", "cp1252"), ("win-1251", "cp1251"), ("x-cp1250", "cp1250"),
+    ("utf8", "utf-8"), ("latin1", "cp1252"), ("latin-9", "iso8859-15"), ("iso-8859-8-i", "iso8859-8"),
+    ("x-mac-roman", "mac-roman"), ("koi8r", "koi8-r"), ("unicode-1-1-utf-7", "utf-7"),
+    ("windows-874", "cp874"), ("big5-hkscs", "big5hkscs"), ("x-gbk", "gb18030"), ("x-unknown", None),
+])
+def test_label_spellings_real_mailers_write(label: str, codec: str | None) -> None:
+    assert codec_for(label) == codec
+
+
+@pytest.mark.parametrize("text, codec, label", [
+    ("Grüße, Ça va?", "cp850", "cp-850"),
+    ("镕喆 测试", "gbk", "gb2312"),  # GBK-only characters under the GB2312 label
+    ("香港 㗎 嘅", "big5hkscs", "big5-hkscs"),
+    ("ภาษาไทย “quoted”", "cp874", "windows-874"),
+    ("한국어 안내", "cp949", "ks_c_5601-1987"),
+])
+def test_aliased_labels_decode_without_repair(text: str, codec: str, label: str) -> None:
+    assert decode_text(text.encode(codec), label) == Decoded(text, False)
+
+
+def test_unknown_label_with_utf8_is_guessed() -> None:
+    assert decode_text("Drucker im Büro".encode(), "x-unknown") == Decoded("Drucker im Büro", True)
+
+
+def test_utf7_encoded_word() -> None:
+    assert decode_words("=?unicode-1-1-utf-7?Q?Gr+APwA3w-e?=").text == "Gr\u00fc\u00dfe"

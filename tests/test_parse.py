@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import difflib
 import hashlib
 import html
@@ -326,3 +327,177 @@ def _multipart(subtype: str, parts: list[tuple[str, bytes]], base64_parts: bool 
         else:
             chunks.append(f"--BB\nContent-Type: {ctype}\n\n".encode() + body + b"\n")
     return b"".join(chunks) + b"--BB--\n"
+
+
+# --- how real clients and MTAs write mail: tests/mail samples with exact expectations ----------
+
+PDF_MD5 = "f05285f24eb4ca080ccbd573c23954ea"
+PNG_MD5 = "7cfd87c1cdf48ebd03de2bbd0ab193aa"
+
+
+def _files(parsed: InboundMail) -> list[tuple[str, str, str, bool, str | None]]:
+    return [(a.filename, a.content_type, a.md5, a.inline, a.content_id) for a in parsed.attachments]
+
+
+@pytest.mark.parametrize("name, body, files", [
+    ("outlook_tnef_winmail_dat.eml", "Der Drucker im 2. Stock druckt nicht mehr.\n\nGrüße\nJürgen",
+     [("winmail.dat", "application/ms-tnef", "5804b4e0b0bbb24502bf9bd426ea1153", False, None)]),
+    ("lotus_notes_alternative_boundary_with_spaces.eml",
+     "Guten Tag\n\nSeit heute Morgen kann ich nicht mehr auf Laufwerk P: zugreifen. Die Fehlermeldung "
+     "liegt bei.\n\nFreundliche Grüsse\nHans Meier",
+     [("Fehlermeldung.pdf", "application/pdf", PDF_MD5, False, None)]),
+    ("apple_mail_html_split_around_inline_pdf.eml",
+     "Hi,\n\nthe invoice is attached below.\n\n\nCan you check the total?\n\nAnna",
+     [("Invoice-2024-001.pdf", "application/pdf", PDF_MD5, False, None)]),
+    ("ios_mail_photo_between_text_parts.eml",
+     "The display of my laptop looks like this – after the update:\n\nSent from my iPhone",
+     [("IMG_0042.jpeg", "image/jpeg", "801863e844bfb8964446cca0d6cde9b0", True, None)]),
+    ("gmail_related_inline_image_and_pdf.eml",
+     "Hello,\n\ncheckout fails with this error:\n[image: screenshot.png]\n\nThe receipt is attached.\n\n"
+     "Regards,\nPriya",
+     [("screenshot.png", "image/png", PNG_MD5, True, "ii_lr1abc0"),
+      ("receipt.pdf", "application/pdf", PDF_MD5, False, "f_lr1abc1")]),
+    ("mailing_list_footer_part.eml",
+     "After upgrading to 4.2 the login page loops forever.\n\n_______________________________________________\n"
+     "users mailing list\nusers@lists.example.org\nhttps://lists.example.org/mailman/listinfo/users", []),
+    ("outlook_calendar_invite.eml", "Please join the maintenance window on Wednesday.",
+     [("attachment-1.ics", "text/calendar", "58e806e2b08e5aace93a0b56446cda70", False, None)]),
+    ("forwarded_mail_as_rfc822_attachment.eml", "Both mails are attached.",
+     [("Angebot für Lizenzen.eml", "message/rfc822", "63045b6e232f1a814975a63329203703", False, None),
+      ("forwarded-message.eml", "message/rfc822", "263c4a2fc532723b5dd44fd70f8a69a6", False, None)]),
+    ("delivery_status_report_parts.eml", "Your message could not be delivered to nobody@example.org.",
+     [("Delivery report.txt", "message/delivery-status", "c9bf5c85ab447b5335ec4c0b99508d2c", False, None),
+      ("Undelivered Message Headers.txt", "text/rfc822-headers", "741c37c971cd97232c383d623d208539", False, None)]),
+    ("uuencoded_file_in_plain_body.eml", "Here is the log you asked for.\n\n\nThanks",
+     [("vpn log.txt", "text/plain", "d0fcc37f81823d286f18e5cf4693bfd6", False, None)]),
+    ("content_type_quirks_no_subtype_duplicate_params.eml",
+     "Part one, no subtype.\n\nPart two, empty parameters.",
+     [("data.bin", "application/octet-stream", hashlib.md5(b"\x00\x01\x02\x03").hexdigest(), False, None)]),
+    ("spam_missing_final_boundary.eml", "Claim your prize now.", [("prize.png", "image/png", PNG_MD5, False, None)]),
+    ("spam_boundary_with_trailing_spaces.eml", "Cheap watches here.", []),
+    ("spam_nested_multipart_same_boundary.eml", "Read the attached offer.",
+     [("offer.pdf", "application/pdf", PDF_MD5, False, None)]),
+    ("multipart_without_boundary_parameter.eml", "Plain version of the offer.", []),
+])
+def test_client_mail_body_and_attachments(name: str, body: str, files: list) -> None:
+    parsed = mail(name)
+    assert parsed.body_text == body
+    assert _files(parsed) == files
+
+
+@pytest.mark.parametrize("name, body", [
+    ("thunderbird_format_flowed_delsp.eml",
+     "Am 11.01.24 um 17:02 schrieb Support:\n"
+     "> Does the VPN drop at a fixed time or after a fixed time since you connected?\n\n"
+     'It drops exactly sixty minutes after I connect, no matter when I start. The client log says "re-key failed".\n'
+     "From then on nothing works until I reconnect.\n\n"
+     "Ein sehr langes Wort: Donaudampfschifffahrtsgesellschaftskapitän.\n\n-- \nKai Lorenz"),
+    ("base64_body_bad_padding_and_line_lengths.eml", "Die Anmeldung schlägt fehl, seit gestern Abend.\nBitte um Rückruf."),
+    ("quoted_printable_padded_soft_breaks_lowercase_hex.eml",
+     "Le café du 3ème étage ne fonctionne plus depuis ce matin.\nUne ligne très longue coupée en deux."),
+    ("eight_bit_body_without_transfer_encoding.eml", "Skriveren på kontoret er ødelagt. Hilsen Øyvind"),
+    ("line_ends_cr_only.eml", "Line one\nLine two ä"),
+    ("html_only_br_and_nbsp.eml", "Hello team,\nthe  form\ndoes not save.\n\nRegards & thanks"),
+    ("outlook_html_style_and_conditional_comments.eml", "Hallo,\n\n1. Outlook neu starten\n\nDanke"),
+    ("html_numeric_entities_cjk.eml", "日本語のテキスト 中文 & 한국어"),
+    ("html_shift_jis_meta_charset_only.eml", "パスワードを再発行してください。\n\n①至急"),
+])
+def test_body_encodings_and_html_shapes(name: str, body: str) -> None:
+    parsed = mail(name)
+    assert parsed.body_text == body
+    assert parsed.attachments == () and parsed.charset_repaired is False
+
+
+def test_outlook_encoded_display_name_with_embedded_quotes() -> None:
+    parsed = mail("outlook_tnef_winmail_dat.eml")
+    assert parsed.sender == Address("Schmidt, Jürgen", "J.Schmidt@example.de")
+    assert parsed.to == (Address("support@example.com", "support@example.com"),)
+    assert parsed.subject == "Drucker im 2. Stock"
+    assert parsed.thread.thread_index == "AdpBxyz0123456789abcdefABCDEF=="
+
+
+def test_address_lists_with_groups_comments_quoting_and_idn() -> None:
+    parsed = mail("address_lists_groups_comments_quoting.eml")
+    assert parsed.sender == Address('Dan "The Man" Smith', "dan@example.com")
+    assert parsed.to == ()  # undisclosed-recipients:; is an empty group (RFC 5322 section 3.4)
+    assert parsed.cc == (
+        Address("", "alice@example.com"), Address("Bob, Jr.", "bob@example.com"),
+        Address("Carol Lee", "carol@example.com"), Address("Jörg Müller", "joerg@example.de"),
+        Address("Renée O'Hara", "renee@example.com"), Address("", "empty@example.com"),
+        Address("", "angle-only@example.com"), Address("", "user@bücher.example"),
+        Address("Ünal Yılmaz (IT)", "unal@example.com.tr"), Address("Smith, Anna", "anna@example.com"),
+        Address("Müller, Hans", "hans@xn--mller-kva.example"), Address("Support", "l2@example.com"),
+    )
+
+
+def test_lotus_notes_lowercase_cc_header() -> None:
+    assert mail("lotus_notes_alternative_boundary_with_spaces.eml").cc == (
+        Address("Peter Muster", "peter.muster@example.ch"),)
+
+
+def test_raw_latin1_headers_are_read_in_the_body_charset() -> None:
+    parsed = mail("raw_latin1_headers_with_body_charset.eml")
+    assert parsed.sender == Address("Jürgen Weiß", "jw@example.de")
+    assert parsed.to == (Address("Büro Team", "buero@example.de"), Address("Zoë Æbelø", "zoe@example.dk"))
+    assert parsed.subject == "Drucker im Büro fällt aus"
+    assert parsed.body_text == "Der Drucker fällt aus."
+    assert parsed.charset_repaired is True  # raw 8-bit header bytes are undeclared
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+def test_headers_and_body_read_the_same_with_any_line_end(line_end: bytes) -> None:
+    data = b"From: Ann <ann@example.org>\nSubject: line\n  ends\n\nfirst\nsecond\n".replace(b"\n", line_end)
+    parsed = parse_bytes(data)
+    assert (parsed.sender, parsed.subject, parsed.body_text) == (
+        Address("Ann", "ann@example.org"), "line  ends", "first\nsecond")
+
+
+def test_uuencoded_transfer_encoding_is_decoded() -> None:
+    payload = b"col1;col2\n1;2\n"
+    data = _multipart("mixed", [("text/plain", b"see file"), (
+        'application/octet-stream; name="t.csv"\nContent-Transfer-Encoding: x-uuencode',
+        b"begin 600 t.csv\n" + binascii.b2a_uu(payload) + b"`\nend\n")])
+    assert [(a.filename, a.data) for a in parse_bytes(data).attachments] == [("t.csv", payload)]
+
+
+def test_broken_uuencode_block_stays_text() -> None:
+    data = b"From: a@example.com\n\nbegin 644 the meeting\nwith everyone\nend\n"
+    parsed = parse_bytes(data)
+    assert parsed.body_text == "begin 644 the meeting\nwith everyone\nend" and parsed.attachments == ()
+
+
+def test_base64_stops_at_padding_like_the_stdlib_and_mail_gem() -> None:
+    # Data after a "=" pad inside the stream is dropped by Python's and Ruby's decoders alike,
+    # so attachment checksums match what other tools compute.
+    data = _multipart("mixed", [("text/plain", b"x"), (
+        "application/octet-stream\nContent-Transfer-Encoding: base64", b"YWJj\nZA==\nZWY=")])
+    assert parse_bytes(data).attachments[0].data == b"abcd"
+
+
+def test_nameless_exchange_image_takes_its_content_location_name() -> None:
+    data = _multipart("related", [("text/html", b"<img src=image001.png>"), (
+        "image/png\nContent-Location: https://exchange.example.com/owa/attach/image001.png?x=1", b"PNG")])
+    assert [a.filename for a in parse_bytes(data).attachments] == ["image001.png"]
+
+
+def test_html_data_uri_images_are_skipped_quickly() -> None:
+    picture = base64.b64encode(bytes(range(256)) * 40000).decode()
+    data = (f'From: a@example.com\nContent-Type: text/html\n\n<p>See:</p><img src="data:image/png;base64,'
+            f'{picture}"><p>done</p>\n').encode()
+    started = time.perf_counter()
+    assert parse_bytes(data).body_text == "See:\n\ndone"
+    assert time.perf_counter() - started < 0.5
+
+
+def test_thirty_megabyte_mail_with_html_alternative_parses_in_under_a_second() -> None:
+    blob = bytes(range(256)) * (28 * 1024 * 1024 // 256)
+    paragraph = "<p>Grüße aus dem <b>Büro</b>, die Datei ist anbei.</p>\n" * 5000
+    alternative = ("multipart/alternative; boundary=CC\n\n--CC\nContent-Type: text/plain; charset=utf-8\n\n"
+                   + "Grüße aus dem Büro, die Datei ist anbei.\n" * 5000 + "--CC\nContent-Type: text/html; "
+                   "charset=utf-8\n\n" + paragraph + "--CC--").encode()
+    data = _multipart("mixed", [(alternative.decode(), b""), ("application/zip", blob)], base64_parts=True)
+    assert len(data) > 30 * 1024 * 1024
+    started = time.perf_counter()
+    parsed = parse_bytes(data)
+    assert time.perf_counter() - started < 1.0
+    assert parsed.body_text.startswith("Grüße aus dem Büro") and parsed.attachments[0].size == len(blob)
