@@ -212,3 +212,11 @@ def _bounced_request(original: str, ctx: Context) -> Match | None:
     if info and info.project_key == ctx.project_key:
         return Match(info.key, f"Jira notification about {info.key}")
     return None
+
+
+def remember_for_threading(ctx: Context, mail: InboundMail, issue_key: str, role: str) -> None:
+    """Index a mail of a request by what later replies can match: ids, conversation, subject, people."""
+    ctx.store.remember_mail(ctx.link.id, issue_key, direction="in", role=role, message_id=mail.message_id,
+                            conversation_id=conversation_id(mail.thread.thread_index),
+                            subject_words=subject_words(mail.subject, ctx.link.smart_match),
+                            addresses=mail_addresses(mail))

@@ -6,7 +6,8 @@ from plugin.domain import FollowUp, Outcome, OutcomeState, RawMail
 from plugin.handlers.people import add_participants, people_note
 from plugin.mapping.comment import comment_draft
 from plugin.quote import reply_text
-from plugin.route import conversation_id, mail_addresses, subject_words
+from plugin.handlers.recovery import already_on_issue
+from plugin.route import remember_for_threading
 
 
 class CommentOnRequest:
@@ -14,8 +15,7 @@ class CommentOnRequest:
 
     def apply(self, route: FollowUp, raw: RawMail, ctx: Context) -> Outcome:
         mail, link, key = route.mail, ctx.link, route.issue_key
-        entry = ctx.store.ledger_entry(link.id, mail.ledger_id)
-        if entry and entry.attempts > 1 and mail.ledger_id in ctx.jira.ledger_keys(key):
+        if already_on_issue(ctx, mail, key):
             return Outcome(OutcomeState.COMMENTED, key, detail=f"comment on {key} (found after an interrupted attempt)",
                            evidence=route.evidence)
         info = ctx.request(key)
@@ -31,10 +31,7 @@ class CommentOnRequest:
         ctx.jira.add_comment(key, draft.body, public=True, ledger_key=mail.ledger_id)
         added, skipped = add_participants(ctx, key, draft.new_participants)
         ctx.store.clear_undeliverable(mail.sender.address)
-        ctx.store.remember_mail(link.id, key, direction="in", role="commented", message_id=mail.message_id,
-                                conversation_id=conversation_id(mail.thread.thread_index),
-                                subject_words=subject_words(mail.subject, link.smart_match),
-                                addresses=mail_addresses(mail))
+        remember_for_threading(ctx, mail, key, "commented")
         detail = [f"comment on {key}"]
         if draft.attachments:
             detail.append(f"{len(draft.attachments)} attachment(s)")

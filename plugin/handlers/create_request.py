@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from plugin.context import Context
 from plugin.domain import Access, NewRequest, Outcome, OutcomeState, RawMail
@@ -11,7 +11,7 @@ from plugin.errors import MailRejected, RejectReason
 from plugin.handlers.people import add_participants, people_note
 from plugin.mapping.request import request_draft
 from plugin.policy import spend_new_request_budget
-from plugin.route import conversation_id, mail_addresses, subject_words
+from plugin.route import remember_for_threading
 
 log = logging.getLogger(__name__)
 FAULT_EXIT_AFTER_CREATE = "exit-after-jira-create"
@@ -50,10 +50,7 @@ class CreateRequest:
             ctx.jira.attach(link.service_desk_id, key, draft.attachments)
         if route.related_key and not recovered:
             self._relate(ctx, route, key)
-        ctx.store.remember_mail(link.id, key, direction="in", role="created", message_id=mail.message_id,
-                                conversation_id=conversation_id(mail.thread.thread_index),
-                                subject_words=subject_words(mail.subject, link.smart_match),
-                                addresses=mail_addresses(mail))
+        remember_for_threading(ctx, mail, key, "created")
         detail = [f"new request {key}" + (" (found after an interrupted attempt)" if recovered else "")]
         if route.related_key:
             detail.append(f"linked to {route.related_key}")
@@ -71,7 +68,8 @@ class CreateRequest:
         ctx.jira.add_comment(key, f"This request follows {route.related_key}: {route.evidence}", public=False)
 
     @staticmethod
-    def _find_earlier_attempt(ctx: Context, ledger_id: str, reporter_id: str, summary: str, started_at) -> str | None:
+    def _find_earlier_attempt(ctx: Context, ledger_id: str, reporter_id: str, summary: str,
+                              started_at: datetime) -> str | None:
         """The request an interrupted attempt created: by its ledger tag, else by reporter and summary."""
         found = ctx.jira.find_by_ledger_key(ctx.project_key, ledger_id)
         if found:

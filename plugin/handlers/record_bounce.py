@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from plugin.context import Context
 from plugin.domain import BounceOf, BounceRecipient, Outcome, OutcomeState, RawMail
+from plugin.handlers.recovery import already_on_issue
 
 
 def delivered(recipient: BounceRecipient) -> bool:
@@ -34,9 +35,7 @@ class RecordBounce:
             # A success report says nothing an agent needs; a note on the request would only read as a bounce.
             return Outcome(OutcomeState.IGNORED, detail=f"delivery report about {route.issue_key}, nothing failed: "
                                                         f"{bounce_text(route)}", evidence=route.evidence)
-        entry = ctx.store.ledger_entry(ctx.link.id, route.mail.ledger_id)
-        already = entry and entry.attempts > 1 and route.mail.ledger_id in ctx.jira.ledger_keys(route.issue_key)
-        if not already:
+        if not already_on_issue(ctx, route.mail, route.issue_key):
             ctx.jira.add_comment(route.issue_key, bounce_text(route), public=False, ledger_key=route.mail.ledger_id)
         for r in recipients:
             if r.permanent:
