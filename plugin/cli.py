@@ -44,8 +44,8 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.password_env and password is None:
         return fail(f"environment variable {args.password_env} is not set")
     protocol, security = MailProtocol(args.protocol), Security(args.security)
-    if protocol in (MailProtocol.EWS, MailProtocol.GRAPH):
-        return fail(f"{protocol.value} links are not supported yet; link the mailbox over IMAP or POP3")
+    if protocol is MailProtocol.GRAPH:
+        return fail(f"{protocol.value} links are not supported yet; link the mailbox over IMAP, POP3 or EWS")
     if runtime.store.link(args.name):
         return fail(f"a link named {args.name!r} exists already")
     link = Link(

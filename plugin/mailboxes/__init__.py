@@ -41,5 +41,8 @@ def open_mailbox(link: Link, *, cafile: str | None = None) -> Mailbox:
     if link.protocol is MailProtocol.MAILDIR:
         from plugin.mailboxes.maildir import MaildirMailbox
         return MaildirMailbox.connect(link)
+    if link.protocol is MailProtocol.EWS:
+        from plugin.mailboxes.ews import EwsMailbox
+        return EwsMailbox.connect(link, cafile=cafile)
     raise RetryLater(f"{link.protocol.value} mailboxes are not supported yet; relink {link.name} over IMAP or POP3",
                      after_s=3600)

@@ -1,0 +1,239 @@
+"""Exchange mailboxes over EWS: list unread mail, fetch it without marking it read, categorise it when Jira has it.
+
+Supported: Basic authentication to a fixed EWS URL (no autodiscover). NTLM and OAuth 2.0 are not.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+from exchangelib import DELEGATE, Account, Build, Configuration, Credentials, FailFast, Q, Version
+from exchangelib.errors import (EWSError, ErrorItemNotFound, ErrorServerBusy, ErrorTimeoutExpired,
+                                MalformedResponseError, TransportError, UnauthorizedError)
+from exchangelib.folders import SHALLOW, BaseFolder, Folder, FolderCollection
+from exchangelib.items import Item
+from exchangelib.protocol import BaseProtocol
+from exchangelib.transport import BASIC
+
+from plugin.domain import Link, MailRef, Outcome, RawMail
+from plugin.errors import RetryLater
+from plugin.mailboxes.network import RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, withhold_password
+
+log = logging.getLogger(__name__)
+
+EWS_PATH = "/EWS/Exchange.asmx"
+# Exchange 2016 (15.1): fixing the version spares exchangelib a probing request per connection.
+EXCHANGE_VERSION = Version(build=Build(15, 1, 2507, 6))
+INBOX = "inbox"
+LISTED_FIELDS = ("id", "changekey", "size", "categories")
+
+
+class CaFileAdapter(requests.adapters.HTTPAdapter):
+    """Verifies TLS against a per-endpoint CA file; exchangelib's documented hook for private CAs."""
+
+    cafiles: ClassVar[dict[str, str]] = {}  # "scheme://host:port" -> CA file
+
+    def send(self, request: requests.PreparedRequest, *args: Any, verify: bool | str = True,
+             **kwargs: Any) -> requests.Response:
+        # The link's CA file wins over requests' default bundle (REQUESTS_CA_BUNDLE included); False stays False.
+        if verify is not False:
+            verify = self.cafiles.get(_origin(request.url or ""), verify)
+        return super().send(request, *args, verify=verify, **kwargs)
+
+
+BaseProtocol.HTTP_ADAPTER_CLS = CaFileAdapter
+
+
+class EwsMailbox:
+    """One Exchange account over EWS with the link's folder resolved."""
+
+    def __init__(self, link: Link, account: Account, folder: BaseFolder) -> None:
+        self.link = link
+        self._account = account
+        self._folder = folder
+
+    @classmethod
+    def connect(cls, link: Link, cafile: str | None = None) -> EwsMailbox:
+        """Open the account and resolve its folder; creating the Account sends nothing, so this is the login."""
+        endpoint = service_endpoint(link.host)
+        if cafile:
+            CaFileAdapter.cafiles[_origin(endpoint)] = cafile
+        else:
+            CaFileAdapter.cafiles.pop(_origin(endpoint), None)
+        credentials = Credentials(link.username, link.password.reveal())
+        # FailFast: exchangelib would otherwise sleep through outages; the next poll is our retry.
+        config = Configuration(service_endpoint=endpoint, credentials=credentials, auth_type=BASIC,
+                               version=EXCHANGE_VERSION, retry_policy=FailFast())
+        with _retry_later_on_failure(link, "connect"):
+            account = Account(link.address or link.username, config=config, autodiscover=False, access_type=DELEGATE)
+            folder = _find_folder(account, link.folder)
+        if folder is None:
+            detail = (f"could not connect: the mailbox of {account.primary_smtp_address} has no folder named "
+                      f"{link.folder!r} under the inbox or the top of the mailbox")
+            raise RetryLater(detail, RETRY_AFTER_CONFIG_S)
+        return cls(link, account, folder)
+
+    def unhandled(self) -> list[MailRef]:
+        """Unread items without our categories, oldest received first, with the size Exchange reports."""
+        ours = {self.link.processed_label.casefold(), self.link.rejected_label.casefold()}
+        with _retry_later_on_failure(self.link, "list unread mail"):
+            items = list(self._folder.filter(is_read=False).only(*LISTED_FIELDS).order_by("datetime_received"))
+        # Category names compare case-insensitively, as in Outlook; checked here so FindItem needs only IsRead.
+        return [
+            MailRef(self.link.id, item.id, item.size)
+            for item in items
+            if isinstance(item, Item) and not ours & {c.casefold() for c in item.categories or ()}
+        ]
+
+    def fetch(self, ref: MailRef) -> RawMail:
+        """The item's MIME content; GetItem never changes IsRead."""
+        with _retry_later_on_failure(self.link, f"fetch mail {_short(ref.uid)}"):
+            item = self._get(ref, "mime_content")
+        if item is None:
+            detail = f"mail {_short(ref.uid)} is no longer in {self.link.folder}: another client moved or deleted it"
+            raise RetryLater(detail, RETRY_AFTER_S)
+        return RawMail(ref, item.mime_content)
+
+    def label(self, ref: MailRef, outcome: Outcome) -> None:
+        """Mark a finally handled item read and add the processed or rejected category; leave the rest."""
+        if not outcome.state.is_final:
+            return
+        category = self.link.rejected_label if outcome.state.labels_as_rejected else self.link.processed_label
+        with _retry_later_on_failure(self.link, f"label mail {_short(ref.uid)}"):
+            item = self._get(ref, "categories")
+            if item is None:
+                log.info("label skipped mailbox=%s item=%s: no longer in %s", self.link.id, _short(ref.uid),
+                         self.link.folder)
+                return
+            categories = item.categories or []
+            item.is_read = True
+            if category.casefold() not in {c.casefold() for c in categories}:
+                item.categories = [*categories, category]
+            try:
+                item.save(update_fields=["is_read", "categories"])
+            except ErrorItemNotFound:
+                log.info("label skipped mailbox=%s item=%s: deleted meanwhile", self.link.id, _short(ref.uid))
+
+    def close(self) -> None:
+        """Close the HTTP sessions; EWS has no logout."""
+        self._account.protocol.close()
+
+    def __enter__(self) -> EwsMailbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, ref: MailRef, field: str) -> Item | None:
+        """One item with one field by GetItem, or None when it was deleted meanwhile."""
+        # exchangelib drops an id answered with ErrorItemNotFound from the results (it assumes a deletion).
+        found = [item for item in self._account.fetch(ids=[(ref.uid, None)], folder=self._folder,
+                                                      only_fields=[field])
+                 if isinstance(item, Item)]
+        return found[0] if found else None
+
+
+def service_endpoint(host: str) -> str:
+    """The EWS URL: the link's host as given when it is a URL, else Exchange's standard path on HTTPS."""
+    return host if urlsplit(host).scheme in ("http", "https") else f"https://{host}{EWS_PATH}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _short(item_id: str) -> str:
+    """EWS item ids are ~150 characters of base64; the tail tells them apart in logs."""
+    return item_id if len(item_id) <= 16 else f"...{item_id[-12:]}"
+
+
+def _find_folder(account: Account, name: str) -> BaseFolder | None:
+    """The distinguished inbox for "INBOX", else a folder of that name under the inbox or the top of the mailbox."""
+    if name.casefold() == INBOX:
+        return account.inbox
+    # msgfolderroot is "Top of Information Store", the parent of the folders users see (EWS DistinguishedFolderId).
+    for parent in (account.inbox, account.msg_folder_root):
+        for folder in FolderCollection(account=account, folders=[parent]).find_folders(q=Q(name=name), depth=SHALLOW):
+            if isinstance(folder, Folder):
+                return folder
+    return None
+
+
+@contextmanager
+def _retry_later_on_failure(link: Link, action: str) -> Iterator[None]:
+    """Turn exchangelib and requests errors into RetryLater with a plain-language detail."""
+    endpoint = service_endpoint(link.host)
+    where = urlsplit(endpoint).netloc
+    failed = f"could not {action}:"
+    try:
+        yield
+    except UnauthorizedError as exc:
+        raise RetryLater(f"{failed} {where} refused the login of {link.username}", RETRY_AFTER_CONFIG_S) from exc
+    except ErrorServerBusy as exc:
+        # exchangelib re-raises HTTP 503, timeouts and overload errors as ErrorServerBusy with its own delay.
+        if isinstance(exc.__context__, EWSError):
+            detail = f"{failed} {where} is temporarily unavailable ({_words(exc.__context__)})"
+            raise RetryLater(detail, RETRY_AFTER_S) from exc
+        # EWS throttling: Exchange says how long to back off (BackOffMilliseconds in the fault's MessageXml).
+        after_s = exc.back_off or RETRY_AFTER_S
+        raise RetryLater(f"{failed} {where} is busy; retrying in {after_s:.0f} s", after_s) from exc
+    except (ErrorTimeoutExpired, TransportError, requests.RequestException, OSError) as exc:
+        cause = _network_cause(exc)
+        if cause is None and isinstance(exc, MalformedResponseError):
+            detail = f"{failed} {endpoint} did not answer like an EWS server; check the URL"
+            raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+        if cause is None:
+            detail = f"{failed} {where} answered with an error ({withhold_password(_words(exc), link)})"
+            raise RetryLater(detail, RETRY_AFTER_S) from exc
+        raise _network_retry(cause, failed, where) from exc
+    except EWSError as exc:
+        detail = f"{failed} {where} answered with an error ({withhold_password(_words(exc), link)})"
+        raise RetryLater(detail, RETRY_AFTER_S) from exc
+
+
+def _network_cause(exc: BaseException) -> OSError | None:
+    """The socket or TLS error under exchangelib's, requests' and urllib3's wrappers, if there is one."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        # requests' exceptions are OSErrors too; the one we want is the socket's or ssl's own.
+        if isinstance(current, OSError) and not isinstance(current, requests.RequestException):
+            return current
+        # exchangelib re-raises without "from", requests passes urllib3's error as an argument,
+        # urllib3's MaxRetryError keeps the real error in .reason.
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        pending += [e for e in linked if isinstance(e, BaseException)]
+    return None
+
+
+def _network_retry(cause: OSError, failed: str, where: str) -> RetryLater:
+    """A socket or TLS error in plain words."""
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return RetryLater(f"{failed} the certificate of {where} is not trusted ({cause.verify_message})",
+                          RETRY_AFTER_CONFIG_S)
+    if isinstance(cause, ssl.SSLError):
+        detail = f"{failed} TLS with {where} failed ({cause.reason or cause}); check the URL's scheme and port"
+        return RetryLater(detail, RETRY_AFTER_CONFIG_S)
+    if isinstance(cause, socket.gaierror):
+        return RetryLater(f"{failed} the host name in {where} was not found", RETRY_AFTER_S)
+    if isinstance(cause, ConnectionRefusedError):
+        return RetryLater(f"{failed} {where} refused the connection; is the URL right?", RETRY_AFTER_S)
+    if isinstance(cause, TimeoutError):
+        return RetryLater(f"{failed} {where} did not answer in time", RETRY_AFTER_S)
+    return RetryLater(f"{failed} network error with {where} ({cause.strerror or cause})", RETRY_AFTER_S)
+
+
+def _words(exc: BaseException) -> str:
+    """An exception's message with its class name, for the admin."""
+    return f"{type(exc).__name__}: {exc}"
