@@ -233,7 +233,7 @@ def _free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def _make_certificate(openssl: str, directory: Path) -> Path:
+def make_certificate(openssl: str, directory: Path) -> Path:
     """A self-signed certificate for localhost and 127.0.0.1; key.pem and cert.pem in `directory`."""
     subprocess.run(
         # An EC key is made in milliseconds, where RSA takes a noticeable part of a second.
@@ -245,7 +245,7 @@ def _make_certificate(openssl: str, directory: Path) -> Path:
     return directory / "cert.pem"
 
 
-def _openssl() -> str:
+def openssl_path() -> str:
     """The openssl binary, or a failed test naming the packages to install."""
     path = shutil.which("openssl", path=SEARCH_PATH)
     if path is None:
@@ -262,7 +262,7 @@ def _make_root(openssl: str) -> Path:
     if os.geteuid() == 0:
         for sub in ("mail", "home"):
             shutil.chown(root / sub, "nobody", "nogroup")
-    _make_certificate(openssl, root)
+    make_certificate(openssl, root)
     return root
 
 
@@ -327,7 +327,7 @@ def dovecot() -> Iterator[DovecotServer]:
     dovecot_bin = shutil.which("dovecot", path=SEARCH_PATH)
     if dovecot_bin is None:
         pytest.fail(f"dovecot not found: install the Debian packages {APT_PACKAGES}", pytrace=False)
-    root = _make_root(_openssl())
+    root = _make_root(openssl_path())
     password_secret = secrets.token_hex(8)
     try:
         for _ in range(START_ATTEMPTS):
@@ -362,4 +362,4 @@ def mail_account(dovecot: DovecotServer) -> MailAccount:
 @pytest.fixture(scope="session")
 def untrusted_cafile(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A certificate for the same host names that Dovecot does not use: TLS must refuse it."""
-    return str(_make_certificate(_openssl(), tmp_path_factory.mktemp("untrusted")))
+    return str(make_certificate(openssl_path(), tmp_path_factory.mktemp("untrusted")))

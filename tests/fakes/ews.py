@@ -25,8 +25,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.fakes.dovecot import _make_certificate as make_certificate
-from tests.fakes.dovecot import _openssl as openssl
+from tests.fakes.dovecot import make_certificate, openssl_path
 
 EWS_PATH = "/EWS/Exchange.asmx"
 NAMESPACES = {
@@ -657,7 +656,7 @@ def ews_server() -> Iterator[HTTPServer]:
 def ews_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
     """The same over HTTPS with a self-signed certificate for 127.0.0.1, and that certificate's file."""
     directory = tmp_path_factory.mktemp("ews-tls")
-    cafile = make_certificate(openssl(), directory)
+    cafile = make_certificate(openssl_path(), directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cafile, directory / "key.pem")
     server = start_server(context)
