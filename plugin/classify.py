@@ -7,6 +7,7 @@ from collections.abc import Callable
 from plugin.bounce import (dsn_parts, looks_like_notice, looks_machine_written, read_dsn, read_mta_bounce,
                            read_ses_notification, report_of)
 from plugin.domain import CUSTOMER_MAIL, InboundMail, MailKind, Verdict
+from plugin.jira_ids import jira_issue_id
 
 Detector = Callable[[InboundMail, frozenset[str]], Verdict | None]
 
@@ -39,8 +40,6 @@ _SYSTEM_SUBJECT = re.compile(r"security information for", re.I)
 # Microsoft's Junk Mail Reporting Program and Amazon SES mail complaints as multipart/mixed, not ARF.
 _COMPLAINT_SUBJECT = re.compile(r"^complaint about message from ", re.I)
 _EXCHANGE_AUTO_SOURCE = re.compile(r"auto ?respon|oof|out of office", re.I)
-# Jira's notification ids: JIRA.{issue-id}.{created-millis}[.{seq}.{now-millis}]@{host} (as in plugin.route).
-_JIRA_MESSAGE_ID = re.compile(r"^JIRA\.\d+\.\d+(?:\.\d+\.\d+)?@", re.I)
 
 
 def _header(mail: InboundMail, name: str) -> str | None:
@@ -66,7 +65,7 @@ def detect_own_message_id(mail: InboundMail, own_domains: frozenset[str]) -> Ver
 
 def detect_jira_message_id(mail: InboundMail, own_domains: frozenset[str]) -> Verdict | None:
     """Jira's own notification (Message-ID JIRA.{issue-id}.{created-millis}...@host) in the mailbox."""
-    if _JIRA_MESSAGE_ID.match(mail.message_id or ""):
+    if jira_issue_id(mail.message_id):
         return Verdict(MailKind.LOOP, f"loop: Jira notification <{mail.message_id}>")
     return None
 

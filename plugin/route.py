@@ -16,12 +16,11 @@ from plugin.context import Context
 from plugin.domain import (BounceOf, FollowUp, Ignore, InboundMail, MailKind, NewRequest, Route, SmartMatch,
                            Verdict)
 from plugin.jira_gateway import RequestInfo
+from plugin.jira_ids import jira_issue_id
 from plugin.mapping.summary import is_forward, strip_reply_prefix
 
 # A Jira issue key: project key (uppercase letter, then letters, digits or _) and a number.
 _ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_-])([A-Z][A-Z0-9_]{0,254}-[1-9][0-9]*)(?![A-Za-z0-9_-])")
-# Jira's own notification ids: JIRA.{issue-id}.{created-millis}[.{seq}.{now-millis}]@{host}
-_JIRA_MESSAGE_ID = re.compile(r"^JIRA\.(\d+)\.\d+(?:\.\d+\.\d+)?@", re.IGNORECASE)
 # Outlook Thread-Index: 22 bytes of header (time + conversation GUID) name the conversation.
 _CONVERSATION_BYTES = 22
 
@@ -56,14 +55,9 @@ def _by_headers(mail: InboundMail, ctx: Context) -> Match | str:
     candidates = [("In-Reply-To", mail.thread.in_reply_to)] if mail.thread.in_reply_to else []
     candidates += [("References", ref) for ref in reversed(mail.thread.references)]
     for header, message_id in candidates:
-        known = ctx.store.known_mail(ctx.link.id, message_id)
-        if known:
-            return Match(known.issue_key, f"{header} <{message_id}> = {known.describe()}")
-        jira_id = _JIRA_MESSAGE_ID.match(message_id)
-        if jira_id:
-            info = ctx.request(jira_id.group(1))
-            if info and info.project_key == ctx.project_key:
-                return Match(info.key, f"{header} <{message_id}> = Jira notification about {info.key}")
+        found = _request_of_message(message_id, ctx)
+        if found:
+            return Match(found.issue_key, f"{header} <{message_id}> = {found.evidence}")
     return "In-Reply-To/References: no known Message-ID" if candidates else "no In-Reply-To/References"
 
 
@@ -195,20 +189,20 @@ def _bounce_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> BounceOf
     """A bounce belongs to the request its returned original was about: a mail of ours or Jira's."""
     report = verdict.bounce
     original = report.original_message_id if report else None
-    match = _bounced_request(original, ctx) if original else None
+    match = _request_of_message(original, ctx) if original else None
     if match:
         return BounceOf(mail, report, match.issue_key, f"bounce of <{original}> = {match.evidence}")
     reason = f"original <{original}> is not a mail of ours" if original else "no original Message-ID"
     return BounceOf(mail, report, None, f"{verdict.evidence}; {reason}")
 
 
-def _bounced_request(original: str, ctx: Context) -> Match | None:
-    """The request of a returned mail: one we received or sent, or a Jira notification about it."""
-    known = ctx.store.known_mail(ctx.link.id, original)
+def _request_of_message(message_id: str, ctx: Context) -> Match | None:
+    """The request a Message-ID belongs to: a mail we received or sent, or Jira's notification about it."""
+    known = ctx.store.known_mail(ctx.link.id, message_id)
     if known:
         return Match(known.issue_key, known.describe())
-    jira_id = _JIRA_MESSAGE_ID.match(original)
-    info = ctx.request(jira_id.group(1)) if jira_id else None
+    issue_id = jira_issue_id(message_id)
+    info = ctx.request(issue_id) if issue_id else None
     if info and info.project_key == ctx.project_key:
         return Match(info.key, f"Jira notification about {info.key}")
     return None
