@@ -8,6 +8,7 @@ from plugin.bounce import (dsn_parts, looks_like_notice, looks_machine_written, 
                            read_ses_notification, report_of)
 from plugin.domain import CUSTOMER_MAIL, InboundMail, MailKind, Verdict
 from plugin.jira_ids import jira_issue_id
+from plugin.mapping.summary import strip_reply_prefix
 
 Detector = Callable[[InboundMail, frozenset[str]], Verdict | None]
 
@@ -25,7 +26,6 @@ _BOUNCE_SUBJECT = re.compile(
     r"不達|配信(?:不能|エラー|失敗|できません)|送信(?:エラー|できません)|エラーメール|届きません",
     re.I)
 _BARE_DAEMON = re.compile(r"^\W*(?:mailer[-_ ]?daemon|mail delivery (?:system|subsystem))\W*(?:<>)?$", re.I)
-_REPLY_OR_FORWARD = re.compile(r"^(?:re|fwd?|aw|wg|tr|sv|vs|antw|転送|返信)\s*[:：]", re.I)
 _SENDER_LIKE_POSTMASTER = re.compile(r"^(?:postmaster|mailer|mail-?daemon|bounces?|mdaemon)[@+]",
                                      re.I)
 _OUT_OF_OFFICE_SUBJECT = re.compile(
@@ -130,7 +130,8 @@ def detect_mta_bounce(mail: InboundMail, own_domains: frozenset[str]) -> Verdict
     machine_sender = bool(_DAEMON_NAME.search(raw_from) or _SENDER_LIKE_POSTMASTER.match(sender)
                           or not return_path or _DAEMON_SENDER.match(return_path))
     subject = mail.subject.strip()
-    bounce_subject = bool(_BOUNCE_SUBJECT.search(subject)) and not _REPLY_OR_FORWARD.match(subject)
+    # A person replying to or forwarding a bounce writes "Re:"/"Fwd:" before its subject.
+    bounce_subject = bool(_BOUNCE_SUBJECT.search(subject)) and strip_reply_prefix(subject) == subject
     notice = looks_like_notice(mail.message)
     # A person may write that their mail was not delivered; only an MTA adds status codes or the original.
     if not (machine_sender and (bounce_subject or notice)
