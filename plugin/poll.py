@@ -10,7 +10,7 @@ from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, Ra
 from plugin.errors import MailRejected, RejectReason, RetryLater
 from plugin.jira_gateway import JiraGateway
 from plugin.mailboxes import Mailbox, open_mailbox
-from plugin.parse import parse_mail
+from plugin.parse import parse_bytes, parse_mail
 from plugin.pipeline import Handled, process
 from plugin.settings import Settings
 from plugin.store import Store
@@ -118,10 +118,24 @@ def _reject_too_large(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled |
     outcome = Outcome(OutcomeState.REJECTED, reason=RejectReason.TOO_LARGE,
                       detail=f"{human_size(ref.size_bytes)} is over the {human_size(ctx.link.max_size_bytes)} "
                              "limit of this link; the mail was not downloaded and stays in the mailbox")
+    about = _describe_headers(mailbox.headers(ref), outcome, ledger_id)
     ctx.store.finish(ctx.link.id, ledger_id, outcome)
     if ctx.link.protocol is not MailProtocol.POP3:
         mailbox.label(ref, outcome)
-    ctx.store.log_outcome(ctx.link, outcome, message_id=None, sender=None, subject=f"(mail {ref.uid}, not downloaded)")
+    ctx.store.log_outcome(ctx.link, outcome, message_id=about.message_id, sender=about.sender,
+                          subject=about.subject or f"(mail {ref.uid}, not downloaded)")
+    return about
+
+
+def _describe_headers(headers: bytes | None, outcome: Outcome, ledger_id: str) -> Handled:
+    """Who sent a mail we will not download, and about what, from its header section alone."""
+    if headers:
+        try:
+            mail = parse_bytes(headers.rstrip(b"\r\n") + b"\r\n\r\n")
+            return Handled(outcome, ledger_id, mail.message_id, mail.sender.address if mail.sender else None,
+                           mail.subject)
+        except MailRejected:
+            pass
     return Handled(outcome, ledger_id)
 
 

@@ -130,6 +130,7 @@ def test_too_large_mail_is_rejected_without_download(service, mail_account, fake
     assert mail_account.flags(uid) >= {SEEN, REJECTED}
     [entry] = service.log()
     assert entry.reason == "too-large" and "is over the 2.0 kB limit" in entry.detail
+    assert (entry.sender, entry.subject) == ("ann@example.org", "VPN drops every hour")
 
 
 def test_mail_without_from_is_rejected_and_kept(service, mail_account, fake_jira):
@@ -250,3 +251,16 @@ def test_mail_that_keeps_hitting_a_bug_is_given_up_after_max_attempts(service, m
     entry = service.log()[-1]
     assert (entry.outcome, entry.reason) == ("failed", "internal-error")
     assert entry.raw_path is not None
+
+
+def test_too_large_pop3_mail_stays_on_the_server_and_is_logged_once(service, mail_account, fake_jira):
+    service.relink(protocol=MailProtocol.POP3, port=mail_account.pop3_port, security=Security.NONE,
+                   max_size_bytes=2000)
+    mail_account.append(mail_file("request_plain.eml").replace(b"hour.", b"hour." + b" padding" * 500))
+
+    service.poll()
+    service.poll()
+
+    assert fake_jira.requests == [] and len(mail_account.messages()) == 1
+    [entry] = service.log()
+    assert (entry.reason, entry.sender, entry.subject) == ("too-large", "ann@example.org", "VPN drops every hour")

@@ -21,6 +21,9 @@ class Mailbox(Protocol):
 
     def fetch(self, ref: MailRef) -> RawMail: ...
 
+    def headers(self, ref: MailRef) -> bytes | None:
+        """The header section alone, for mail too large to download; None where the protocol cannot."""
+
     def label(self, ref: MailRef, outcome: Outcome) -> None: ...
 
     def close(self) -> None: ...

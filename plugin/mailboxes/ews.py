@@ -100,6 +100,10 @@ class EwsMailbox:
             raise RetryLater(detail, RETRY_AFTER_S)
         return RawMail(ref, item.mime_content)
 
+    def headers(self, ref: MailRef) -> bytes | None:
+        """Not read over EWS yet: a mail too large to download is logged without its sender."""
+        return None
+
     def label(self, ref: MailRef, outcome: Outcome) -> None:
         """Mark a finally handled item read and add the processed or rejected category; leave the rest."""
         if not outcome.state.is_final:

@@ -69,6 +69,12 @@ class ImapMailbox:
             raise RetryLater(detail, RETRY_AFTER_S)
         return RawMail(ref, fetched[int(ref.uid)][b"BODY[]"])
 
+    def headers(self, ref: MailRef) -> bytes | None:
+        """The header section by BODY.PEEK[HEADER]: who sent a mail too large to download, unread."""
+        with _retry_later_on_failure(self.link, f"fetch the headers of mail {ref.uid}"):
+            fetched = self._client.fetch([int(ref.uid)], ["BODY.PEEK[HEADER]"])
+        return fetched.get(int(ref.uid), {}).get(b"BODY[HEADER]")
+
     def label(self, ref: MailRef, outcome: Outcome) -> None:
         """Mark a finally handled mail read with the processed or rejected keyword; leave the rest."""
         if not outcome.state.is_final:

@@ -54,6 +54,15 @@ class MaildirMailbox:
     def fetch(self, ref: MailRef) -> RawMail:
         return RawMail(ref, self._box.get_bytes(ref.uid))
 
+    def headers(self, ref: MailRef) -> bytes | None:
+        with self._box.get_file(ref.uid) as file:
+            lines = []
+            for line in file:
+                if not line.strip():
+                    break
+                lines.append(line)
+        return b"".join(lines)
+
     def label(self, ref: MailRef, outcome: Outcome) -> None:
         if not outcome.state.is_final or ref.uid not in self._box:
             return

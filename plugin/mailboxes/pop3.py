@@ -64,6 +64,15 @@ class Pop3Mailbox:
         # poplib strips the CRLFs and undoes dot-stuffing (RFC 1939 3); put the line ends back.
         return RawMail(ref, b"".join(line + b"\r\n" for line in lines))
 
+    def headers(self, ref: MailRef) -> bytes | None:
+        """The header section by TOP n 0 (RFC 1939 7), without the body."""
+        with _retry_later_on_failure(self.link, f"fetch the headers of mail {ref.uid}"):
+            number = self._uid_numbers().get(ref.uid)
+            if number is None:
+                return None
+            _, lines, _ = self._conn.top(number, 0)
+        return b"".join(line + b"\r\n" for line in lines)
+
     def label(self, ref: MailRef, outcome: Outcome) -> None:
         """Mark a finally handled mail for deletion; it goes at QUIT, never on a dropped connection."""
         if not outcome.state.is_final:
