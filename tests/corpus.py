@@ -2,10 +2,29 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+
+def find_shared_dir() -> Path:
+    """The project's shared/ folder: $JSM_MAIL_SHARED_DIR, beside this checkout, or beside the
+    repository it was cloned from (a throw-away clone elsewhere still finds the corpus)."""
+    if os.environ.get("JSM_MAIL_SHARED_DIR"):
+        return Path(os.environ["JSM_MAIL_SHARED_DIR"])
+    candidates = [REPO_DIR.parent / "shared"]
+    origin = subprocess.run(["git", "-C", str(REPO_DIR), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True).stdout.strip()
+    if origin and "://" not in origin and ":" not in origin.split("/")[0]:
+        candidates.append((REPO_DIR / origin).resolve().parent / "shared")
+    return next((c for c in candidates if (c / "corpus").is_dir()), candidates[0])
+
+
+SHARED_DIR = find_shared_dir()
+CORPUS_DIR = SHARED_DIR / "corpus"
 
 
 @dataclass(frozen=True)

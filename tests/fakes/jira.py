@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
-from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 import pytest
@@ -28,7 +27,9 @@ from referencing.jsonschema import DRAFT4
 from werkzeug import Request, Response
 from werkzeug.datastructures import MultiDict
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "contracts"
+from tests.corpus import SHARED_DIR
+
+CONTRACTS_DIR = SHARED_DIR / "contracts"
 SPEC_FILES = {"jsm": "jira-servicedesk.json", "platform": "jira-platform-v3.json"}
 
 SERVICE_DESK_ID = "1"
