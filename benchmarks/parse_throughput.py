@@ -14,10 +14,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from plugin.classify import classify
+from plugin.classify.detectors import classify
 from plugin.errors import MailRejected
-from plugin.parse import parse_bytes
-from plugin.quote import reply_text
+from plugin.parse.mail import parse_bytes
+from plugin.reply.text import reply_text
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

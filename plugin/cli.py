@@ -15,7 +15,7 @@ from plugin.errors import MailRejected, RetryLater
 from plugin.inspect import inspect_file
 from plugin.runtime import Runtime
 from plugin.settings import Settings
-from plugin.store import LOG_FIELDS, parse_since
+from plugin.store.store import LOG_FIELDS, parse_since
 
 DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
                  (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from plugin.domain import Link
-from plugin.jira_gateway import JiraGateway, RequestInfo
+from plugin.jira.gateway import JiraGateway, RequestInfo
 from plugin.settings import Settings
-from plugin.store import Store
+from plugin.store.store import Store
 
 
 @dataclass

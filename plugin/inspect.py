@@ -4,14 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from plugin.classify import classify
+from plugin.classify.detectors import classify
 from plugin.domain import Address, InboundMail, MailKind, MailRef, Verdict
 from plugin.errors import MailRejected
 from plugin.mapping.request import description_from
 from plugin.mapping.summary import summary_from
-from plugin.parse import parse_bytes
-from plugin.quote import reply_text
-from plugin.route import issue_keys_in
+from plugin.parse.mail import parse_bytes
+from plugin.reply.text import reply_text
+from plugin.route.rules import issue_keys_in
 
 # A loop is our own mail coming back; the inspect JSON reports it as an automatic reply.
 _INSPECT_KIND = {MailKind.LOOP: "auto_reply"}

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugin.classify import classify
+from plugin.classify.detectors import classify
 from plugin.context import Context
 from plugin.domain import InboundMail, MailKind, Outcome, OutcomeState, RawMail
 from plugin.errors import MailRejected, RejectReason
 from plugin.handlers import HANDLERS
-from plugin.parse import parse_mail
+from plugin.parse.mail import parse_mail
 from plugin.policy import check_sender, effective_verdict
-from plugin.route import choose_route
+from plugin.route.rules import choose_route
 
 
 @dataclass(frozen=True, slots=True)

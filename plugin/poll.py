@@ -8,12 +8,12 @@ from dataclasses import dataclass, field, replace
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
 from plugin.errors import MailRejected, RejectReason, RetryLater
-from plugin.jira_gateway import JiraGateway
+from plugin.jira.gateway import JiraGateway
 from plugin.mailboxes import Mailbox, open_mailbox
-from plugin.parse import parse_bytes, parse_mail
+from plugin.parse.mail import parse_bytes, parse_mail
 from plugin.pipeline import Handled, process
 from plugin.settings import Settings
-from plugin.store import Store
+from plugin.store.store import Store
 
 log = logging.getLogger(__name__)
 

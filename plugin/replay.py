@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plugin.classify import classify
+from plugin.classify.detectors import classify
 from plugin.context import Context
 from plugin.domain import BounceOf, FollowUp, Ignore, Link, MailKind, MailRef, NewRequest, RawMail, Route
 from plugin.errors import MailRejected, RetryLater
-from plugin.parse import parse_mail
+from plugin.parse.mail import parse_mail
 from plugin.pipeline import own_message_id_domains, process
 from plugin.policy import check_sender, effective_verdict
-from plugin.route import choose_route
+from plugin.route.rules import choose_route
 from plugin.runtime import Runtime
 
 

@@ -1,10 +1,10 @@
 """The long-lived parts one process shares: settings, store and Jira, each built once on first use."""
 from __future__ import annotations
 
-from plugin.dry_run import DryRunJira
-from plugin.jira_gateway import JiraGateway, RestJira
+from plugin.jira.dry_run import DryRunJira
+from plugin.jira.gateway import JiraGateway, RestJira
 from plugin.settings import Settings
-from plugin.store import Store
+from plugin.store.store import Store
 
 
 class Runtime:

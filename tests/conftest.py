@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from plugin.domain import Link
-from plugin.jira_gateway import RestJira
+from plugin.jira.gateway import RestJira
 from plugin.poll import PollReport, poll_mailbox
 from plugin.settings import Settings
-from plugin.store import LogEntry, Store
+from plugin.store.store import LogEntry, Store
 
 pytest_plugins = ["tests.fakes.dovecot", "tests.fakes.smtp", "tests.fakes.jira", "tests.fakes.ews"]
 

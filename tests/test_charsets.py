@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from plugin.charsets import Decoded, codec_for, decode_text, decode_words, guess_text
+from plugin.parse.charsets import Decoded, codec_for, decode_text, decode_words, guess_text
 
 
 def _jis(text: str) -> bytes:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.classify import classify
+from plugin.classify.detectors import classify
 from plugin.domain import InboundMail, MailKind, Verdict
-from plugin.parse import parse_bytes
+from plugin.parse.mail import parse_bytes
 from tests.corpus import CORPUS_DIR, CorpusCase, corpus_cases
 
 MAIL_DIR = Path(__file__).parent / "mail"

@@ -11,7 +11,7 @@ import requests
 
 from plugin.domain import Address, Attachment, Secret
 from plugin.errors import MailRejected, RejectReason, RetryLater
-from plugin.jira_gateway import LEDGER_PROPERTY, IssueRef, RestJira
+from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, RestJira
 from tests.fakes.jira import EMAIL_REQUEST_TYPE_ID, PROJECT_KEY, SERVICE_DESK_ID, SUMMARY_ONLY_REQUEST_TYPE_ID
 
 

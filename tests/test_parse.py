@@ -15,7 +15,7 @@ import pytest
 
 from plugin.domain import Address, InboundMail
 from plugin.errors import MailRejected, RejectReason
-from plugin.parse import parse_bytes
+from plugin.parse.mail import parse_bytes
 from tests.corpus import CORPUS_DIR, CorpusCase, corpus_cases
 
 MAIL_DIR = Path(__file__).parent / "mail"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin.parse import parse_bytes
-from plugin.quote import reply_text
+from plugin.parse.mail import parse_bytes
+from plugin.reply.text import reply_text
 from tests.corpus import CorpusCase, corpus_cases
 
 MAIL_DIR = Path(__file__).parent / "mail"

@@ -5,9 +5,9 @@ from plugin.context import Context
 from plugin.domain import FollowUp, Outcome, OutcomeState, RawMail
 from plugin.handlers.people import add_participants, people_note
 from plugin.mapping.comment import comment_draft
-from plugin.quote import reply_text
+from plugin.reply.text import reply_text
 from plugin.handlers.recovery import already_on_issue
-from plugin.route import remember_for_threading
+from plugin.route.rules import remember_for_threading
 
 
 class CommentOnRequest:

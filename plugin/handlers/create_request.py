@@ -11,7 +11,7 @@ from plugin.errors import MailRejected, RejectReason
 from plugin.handlers.people import add_participants, people_note
 from plugin.mapping.request import request_draft
 from plugin.policy import spend_new_request_budget
-from plugin.route import remember_for_threading
+from plugin.route.rules import remember_for_threading
 
 log = logging.getLogger(__name__)
 FAULT_EXIT_AFTER_CREATE = "exit-after-jira-create"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, render_template, request, send_file
 
-from plugin.store import LOG_FIELDS, parse_since
+from plugin.store.store import LOG_FIELDS, parse_since
 from plugin.web import current_runtime
 from plugin.web.auth import require_admin
 

@@ -1,6 +1,6 @@
 from plugin.domain import Address
 from plugin.mapping.comment import ORIGINAL_FILENAME, comment_draft
-from plugin.parse import parse_bytes
+from plugin.parse.mail import parse_bytes
 
 RAW = (b"From: Kim Park <kim@example.com>\r\nTo: support@example.test\r\n"
        b"Cc: a@example.com, b@example.com, support@example.test, dana@example.com\r\n"

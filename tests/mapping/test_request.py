@@ -1,7 +1,7 @@
 from plugin.domain import Address
 from plugin.mapping.request import FULL_BODY_FILENAME, description_from, participants_from, request_draft
 from plugin.mapping.wiki import JIRA_TEXT_FIELD_LIMIT
-from plugin.parse import parse_bytes
+from plugin.parse.mail import parse_bytes
 
 
 def test_long_body_is_cut_with_a_note_and_attached_in_full():

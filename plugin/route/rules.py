@@ -15,8 +15,8 @@ from typing import Callable
 from plugin.context import Context
 from plugin.domain import (BounceOf, FollowUp, Ignore, InboundMail, MailKind, NewRequest, Route, SmartMatch,
                            Verdict)
-from plugin.jira_gateway import RequestInfo
-from plugin.jira_ids import jira_issue_id
+from plugin.jira.gateway import RequestInfo
+from plugin.route.jira_ids import jira_issue_id
 from plugin.mapping.summary import is_forward, strip_reply_prefix
 
 # A Jira issue key: project key (uppercase letter, then letters, digits or _) and a number.

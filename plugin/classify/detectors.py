@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from plugin.bounce import (dsn_parts, looks_like_notice, looks_machine_written, read_dsn, read_mta_bounce,
+from plugin.classify.bounce import (dsn_parts, looks_like_notice, looks_machine_written, read_dsn, read_mta_bounce,
                            read_ses_notification, report_of)
 from plugin.domain import CUSTOMER_MAIL, InboundMail, MailKind, Verdict
-from plugin.jira_ids import jira_issue_id
+from plugin.route.jira_ids import jira_issue_id
 from plugin.mapping.summary import strip_reply_prefix
 
 Detector = Callable[[InboundMail, frozenset[str]], Verdict | None]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from enum import Enum
 from html.parser import HTMLParser
 
-from plugin import quote_patterns as qp
+from plugin.reply import patterns as qp
 
 # Containers that clients put around the quoted original; everything from there on is history.
 # Outlook on the web prefixes ids and classes of the original message with "x_".

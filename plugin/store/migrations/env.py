@@ -1,8 +1,8 @@
-"""Alembic environment: migrations run against the URL that plugin.store passes in."""
+"""Alembic environment: migrations run against the URL that plugin.store.store passes in."""
 from alembic import context
 from sqlalchemy import create_engine
 
-from plugin.models import Base
+from plugin.store.models import Base
 
 config = context.config
 engine = create_engine(config.get_main_option("sqlalchemy.url"))

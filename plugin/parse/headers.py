@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 from email.message import Message
 
-from plugin.charsets import Decoded, decode_text, decode_words
+from plugin.parse.charsets import Decoded, decode_text, decode_words
 from plugin.domain import Address
 
 FOLDED_LINE_BREAK = re.compile(r"\r?\n(?=[ \t])")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from plugin import quote_patterns as qp
-from plugin.quote_html import visible_text_before_history
+from plugin.reply import patterns as qp
+from plugin.reply.html_quotes import visible_text_before_history
 
 
 _MAX_ATTRIBUTION_CHARS = 400

@@ -9,7 +9,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from plugin.charsets import decode_base64
+from plugin.parse.charsets import decode_base64
 
 _MAX_DEPTH = 40  # deeper MIME nesting is an attack, not a mail; the rest stays one opaque part
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[ \t]")  # as email.feedparser reads them

@@ -30,7 +30,7 @@ class LinkRow(Base):
     service_desk_id: Mapped[str] = mapped_column(String(50))
     request_type_id: Mapped[str] = mapped_column(String(50))
     # Everything else a Link has (policy, labels, threading options) as one JSON object, so a
-    # new option needs no migration; plugin.store validates it into the Link dataclass.
+    # new option needs no migration; plugin.store.store validates it into the Link dataclass.
     options: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from plugin.domain import Address, Attachment
-from plugin.jira_gateway import IssueRef, RequestInfo, RequestTypeInfo
+from plugin.jira.gateway import IssueRef, RequestInfo, RequestTypeInfo
 
 DEMO_PROJECT = "SD"
 

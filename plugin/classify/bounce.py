@@ -10,8 +10,8 @@ from email.parser import HeaderParser
 
 from flufl.bounce import all_failures
 
-from plugin.bounce_formats import inline_dsn_blocks, recipient_lines
-from plugin.charsets import decode_text
+from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines
+from plugin.parse.charsets import decode_text
 from plugin.domain import BounceRecipient, BounceReport
 
 log = logging.getLogger(__name__)

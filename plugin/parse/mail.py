@@ -9,12 +9,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from email.message import Message
 
-from plugin.charsets import charset_from_html, decode_text, decode_words
+from plugin.parse.charsets import charset_from_html, decode_text, decode_words
 from plugin.domain import Attachment, InboundMail, MailRef, RawMail, ThreadHeaders
 from plugin.errors import MailRejected, RejectReason
-from plugin.headers import FOLDED_LINE_BREAK, Headers, date_of, message_id_of, message_ids_of
-from plugin.html_text import html_to_text
-from plugin.mime import UU_BLOCK, Part, header_bounds, parse_entity, transfer_decode, uudecode
+from plugin.parse.headers import FOLDED_LINE_BREAK, Headers, date_of, message_id_of, message_ids_of
+from plugin.parse.html_text import html_to_text
+from plugin.parse.mime import UU_BLOCK, Part, header_bounds, parse_entity, transfer_decode, uudecode
 
 _UNKNOWN_REF = MailRef(link_id=0, uid="")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from plugin.domain import Access, Link, MailProtocol, Outcome, OutcomeState, Secret, Security, SmartMatch
 from plugin.errors import RejectReason
-from plugin.models import (ErrorLogRow, LedgerRow, LinkRow, MailIndexRow, ProcessingLogRow, QuarantineRow,
+from plugin.store.models import (ErrorLogRow, LedgerRow, LinkRow, MailIndexRow, ProcessingLogRow, QuarantineRow,
                            SenderEventRow, UndeliverableRow, utcnow)
 from plugin.settings import Settings
 

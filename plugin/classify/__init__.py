@@ -1,0 +1,1 @@
+"""Classify: customer mail, auto-reply, bounce, feedback report or loop, with evidence."""

@@ -1,0 +1,1 @@
+"""Jira: the typed interface to Jira Service Management, its REST implementation and the dry run."""

@@ -1,0 +1,1 @@
+"""Reply text: what the customer wrote, without quoted history and signature."""

@@ -1,0 +1,1 @@
+"""Route: which request a mail belongs to (threading), and why; lookups are handed in."""
