@@ -205,12 +205,70 @@ class OutcomeState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    """A mail of a request, indexed by what later replies can match: ids, conversation, subject, people."""
+
+    issue_key: str
+    role: str  # created | commented
+    message_id: str | None
+    conversation_id: str | None
+    subject_words: tuple[str, ...]
+    addresses: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a handler learned besides its outcome; the record step writes it with the log row."""
+
+    thread: ThreadEntry | None = None
+    new_request_by: str | None = None  # counts against the sender's new-request budget
+    quarantine: str | None = None  # a sender who went over the budget
+    undeliverable: tuple[BounceRecipient, ...] = ()  # permanently failing addresses, from a bounce
+    deliverable: tuple[str, ...] = ()  # people who wrote to us: their undeliverable mark goes
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     state: OutcomeState
     issue_key: str | None = None
     reason: RejectReason | None = None
     detail: str = ""
     evidence: str | None = None
+    facts: Facts = field(default_factory=Facts, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """A request as Jira has it, as much as threading and comments need."""
+
+    key: str
+    id: str
+    reporter_email: str | None
+    participant_emails: frozenset[str]
+    resolved_at: datetime | None  # None while the request is open
+
+    @property
+    def project_key(self) -> str:
+        return self.key.rpartition("-")[0]
+
+    @property
+    def people(self) -> frozenset[str]:
+        """Reporter and participants, lower-cased."""
+        return self.participant_emails | ({self.reporter_email.lower()} if self.reporter_email else set())
+
+
+@dataclass(frozen=True, slots=True)
+class KnownMail:
+    """A mail of a request that threading matched, with what it was."""
+
+    issue_key: str
+    direction: str  # in | out
+    role: str
+
+    def describe(self) -> str:
+        if self.direction == "out":
+            return f"our mail about {self.issue_key}"
+        return f"mail that {'created' if self.role == 'created' else 'commented on'} {self.issue_key}"
 
 
 # Drafts: what the mappers build for the handlers, with no I/O.

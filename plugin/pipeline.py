@@ -1,28 +1,33 @@
-"""One mail's way: parse -> classify -> route -> apply; the only place that knows the order."""
+"""One mail's way: parse -> classify -> route -> apply -> record -> label; the only place that knows the order."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
+from plugin import faults
 from plugin.classify.detectors import classify
 from plugin.context import Context
-from plugin.domain import InboundMail, MailKind, Outcome, OutcomeState, RawMail
+from plugin.domain import InboundMail, MailKind, MailRef, Outcome, OutcomeState, RawMail, Route
 from plugin.errors import MailRejected, RejectReason
 from plugin.handlers import HANDLERS
+from plugin.handlers.recovery import Attempt
 from plugin.parse.mail import parse_mail
 from plugin.policy import check_sender, effective_verdict
+from plugin.record import MailAbout, record
 from plugin.route.rules import choose_route
+
+
+class Labeller(Protocol):
+    def label(self, ref: MailRef, outcome: Outcome) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Handled:
-    """An outcome and what the processing log shows of the mail it is about."""
+    """An outcome and the mail it is about."""
 
     outcome: Outcome
-    ledger_id: str
-    message_id: str | None = None
-    sender: str | None = None
-    subject: str | None = None
-    retry_after_s: float | None = None  # set when Jira asked us to wait (Retry-After)
+    about: MailAbout
+    retry_after_s: float | None = None  # when Jira or the mailbox asked us to wait (Retry-After)
 
 
 def own_message_id_domains(ctx: Context) -> frozenset[str]:
@@ -30,40 +35,57 @@ def own_message_id_domains(ctx: Context) -> frozenset[str]:
     return frozenset(f"jsm-mail.{address.rpartition('@')[2]}" for address in ctx.link.own_addresses)
 
 
-def process(raw: RawMail, ctx: Context) -> Handled:
-    """Handle one mail; RetryLater and bugs pass through to the poller, mail untouched."""
+def understand(mail: InboundMail, ctx: Context) -> Route:
+    """What the mail means for Jira, with the link's policy applied; raises MailRejected."""
+    verdict = effective_verdict(mail, classify(mail, own_domains=own_message_id_domains(ctx)), ctx)
+    if verdict.kind is MailKind.MAIL:
+        check_sender(mail, ctx)
+    return choose_route(mail, verdict, ctx.lookups)
+
+
+def process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
+    """Handle one mail; RetryLater and bugs pass through to the poller with the mail untouched."""
     try:
         mail = parse_mail(raw)
     except MailRejected as rejected:
-        return _finish(ctx, f"sha256:{raw.sha256}", None,
-                       Outcome(OutcomeState.REJECTED, reason=rejected.reason, detail=rejected.detail))
-    entry = ctx.store.ledger_entry(ctx.link.id, mail.ledger_id)
+        outcome = Outcome(OutcomeState.REJECTED, reason=rejected.reason, detail=rejected.detail)
+        return _finish(ctx, mailbox, raw, MailAbout.unparsed(raw), outcome)
+    about = MailAbout.of(mail)
+    entry = ctx.store.ledger_entry(ctx.link.id, about.ledger_id)
     if entry and entry.finished:
-        return _handled(mail, Outcome(OutcomeState(entry.state), entry.issue_key,
-                                      detail="handled before; labelled now"))
+        return _handled_before(ctx, mailbox, raw, about, entry.state, entry.issue_key, entry.mailbox_uid)
     if entry and entry.failures >= ctx.settings.max_attempts:
-        return _finish(ctx, mail.ledger_id, mail, Outcome(
+        return _finish(ctx, mailbox, raw, about, Outcome(
             OutcomeState.FAILED, entry.issue_key, RejectReason.INTERNAL_ERROR,
             f"gave up after {entry.failures} failed attempts; the error log has the details"))
-    ctx.store.begin(ctx.link.id, mail.ledger_id)
+    earlier = ctx.store.begin(ctx.link.id, about.ledger_id, ctx.lease)
+    attempt = Attempt(raw, about.ledger_id, retry=earlier is not None,
+                      issue_key=earlier.issue_key if earlier else None,
+                      started_at=earlier.started_at if earlier else None)
     try:
-        verdict = effective_verdict(mail, classify(mail, own_domains=own_message_id_domains(ctx)), ctx)
-        if verdict.kind is MailKind.MAIL:
-            check_sender(mail, ctx)
-        route = choose_route(mail, verdict, ctx)
-        outcome = HANDLERS[type(route)].apply(route, raw, ctx)
+        route = understand(mail, ctx)
+        outcome = HANDLERS[type(route)].apply(route, attempt, ctx)
     except MailRejected as rejected:
         outcome = Outcome(OutcomeState.REJECTED, reason=rejected.reason, detail=rejected.detail)
-    return _finish(ctx, mail.ledger_id, mail, outcome)
+    return _finish(ctx, mailbox, raw, about, outcome)
 
 
-def _finish(ctx: Context, ledger_id: str, mail: InboundMail | None, outcome: Outcome) -> Handled:
-    ctx.store.finish(ctx.link.id, ledger_id, outcome)
-    return _handled(mail, outcome, ledger_id)
+def _finish(ctx: Context, mailbox: Labeller, raw: RawMail, about: MailAbout, outcome: Outcome) -> Handled:
+    record(ctx, about, raw, outcome)  # one commit: ledger, threading index, senders, log row
+    faults.reached("recorded")
+    mailbox.label(raw.ref, outcome)
+    faults.reached("labelled")
+    return Handled(outcome, about)
 
 
-def _handled(mail: InboundMail | None, outcome: Outcome, ledger_id: str | None = None) -> Handled:
-    if mail is None:
-        return Handled(outcome, ledger_id or "")
-    return Handled(outcome, mail.ledger_id, mail.message_id, mail.sender.address if mail.sender else None,
-                   mail.subject)
+def _handled_before(ctx: Context, mailbox: Labeller, raw: RawMail, about: MailAbout, state: str,
+                    issue_key: str | None, uid: str | None) -> Handled:
+    """A mail the ledger finished: its label was lost (same copy), or it is a second copy of it."""
+    if uid == raw.ref.uid:
+        outcome = Outcome(OutcomeState(state), issue_key, detail="handled before; labelled now")
+        mailbox.label(raw.ref, outcome)
+        return Handled(outcome, about)
+    outcome = Outcome(OutcomeState(state), issue_key, detail=f"another copy of a mail handled before "
+                                                             f"({state}{' ' + issue_key if issue_key else ''}); "
+                                                             "labelled like it")
+    return _finish(ctx, mailbox, raw, about, outcome)

@@ -34,15 +34,3 @@ def check_sender(mail: InboundMail, ctx: Context) -> None:
         raise MailRejected(RejectReason.SENDER_QUARANTINED,
                            f"{mail.sender.address} is quarantined after too many new requests; "
                            "release the sender in the admin log to go on")
-
-
-def spend_new_request_budget(mail: InboundMail, ctx: Context) -> None:
-    """Stop a storm: past the per-sender budget of new requests, quarantine the sender."""
-    link, sender = ctx.link, mail.sender.address
-    used = ctx.store.count_new_requests(link.id, sender, link.sender_budget_window_s)
-    if used >= link.sender_budget:
-        ctx.store.quarantine(link.id, sender)
-        hours = link.sender_budget_window_s / 3600
-        raise MailRejected(RejectReason.SENDER_QUARANTINED,
-                           f"{sender} raised {used} requests within {hours:g} h (budget {link.sender_budget}); "
-                           "quarantined until released in the admin log")

@@ -1,9 +1,13 @@
-"""A polling round for one link: fetch, process each mail, label it, write the processing log."""
+"""A polling round for one link: hold the link's lease, fetch each unhandled mail, hand it to the pipeline."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
@@ -12,20 +16,42 @@ from plugin.jira.gateway import JiraGateway
 from plugin.mailboxes import Mailbox, open_mailbox
 from plugin.parse.mail import parse_bytes, parse_mail
 from plugin.pipeline import Handled, process
+from plugin.record import MailAbout, record, record_waiting
 from plugin.settings import Settings
-from plugin.store.store import Store
+from plugin.store.store import LeaseLost, Store
 
 log = logging.getLogger(__name__)
+LEASE_TTL_S = 300.0  # a dead poller's link is taken over after this long
+LEASE_RENEW_S = 60.0
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """A lease holder on this machine whose process is gone (killed, crashed) holds nothing."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
 class PollReport:
     link: str
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     retry_after_s: float | None = None
     error: str | None = None
+    skipped: str | None = None  # the round did not run, and why
 
     def __str__(self) -> str:
+        if self.skipped:
+            return f"{self.link}: skipped, {self.skipped}"
         counts = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items())) or "no new mail"
         extra = f"; {self.error}" if self.error else ""
         return f"{self.link}: {counts}{extra}"
@@ -34,59 +60,67 @@ class PollReport:
 def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
     """One round over one link; an outage ends the round early and leaves mail untouched."""
     report = PollReport(link.name)
-    ctx = Context(settings, link, store, jira)
+    if not store.acquire_lease(link.id, WORKER_ID, LEASE_TTL_S, holder_is_dead):
+        report.skipped = "another process is polling this link"
+        return report
+    ctx = Context(settings, link, store, jira, lease=WORKER_ID)
+    renewed = time.monotonic()
     try:
         with open_mailbox(link, cafile=settings.ca_file) as mailbox:
             for ref in mailbox.unhandled():
+                if time.monotonic() - renewed > LEASE_RENEW_S:
+                    if not store.acquire_lease(link.id, WORKER_ID, LEASE_TTL_S):
+                        raise LeaseLost(f"another process took over link {link.name}")
+                    renewed = time.monotonic()
                 handled = _handle_one(mailbox, ref, ctx)
                 if handled is None:
                     continue
                 report.outcomes[handled.outcome.state.value] += 1
                 if handled.outcome.state is OutcomeState.WAITING_RETRY:
-                    report.error, report.retry_after_s = handled.outcome.detail, handled.retry_after_s
+                    report.error = handled.outcome.detail
+                    report.retry_after_s = handled.retry_after_s
                     break
     except RetryLater as outage:
         log.warning("mailbox unavailable link=%s: %s", link.name, outage.detail)
         store.log_error(link.name, None, outage)
         report.error, report.retry_after_s = outage.detail, outage.after_s
+    except LeaseLost as lost:
+        log.warning("stopped link=%s: %s", link.name, lost)
+        report.error = str(lost)
+    finally:
+        store.release_lease(link.id, WORKER_ID)
     return report
 
 
 def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
-    link, store = ctx.link, ctx.store
+    link = ctx.link
     if ref.size_bytes is not None and ref.size_bytes > link.max_size_bytes:
         return _reject_too_large(mailbox, ref, ctx)
     raw = mailbox.fetch(ref)
     try:
-        handled = process(raw, ctx)
+        handled = process(raw, ctx, mailbox)
     except RetryLater as outage:
         log.warning("waiting-retry link=%s uid=%s: %s", link.name, ref.uid, outage.detail)
         outcome = Outcome(OutcomeState.WAITING_RETRY, detail=f"{outage.detail}; retried at the next poll")
-        handled = replace(_describe(raw, outcome), retry_after_s=outage.after_s)
-        store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
-                          subject=handled.subject)
-        return handled
+        about = _describe(raw)
+        record_waiting(ctx, about, outcome)
+        return Handled(outcome, about, outage.after_s)
+    except LeaseLost:
+        raise
     except Exception as bug:  # a bug in our code: this mail waits, the next one goes on
         log.exception("internal error link=%s uid=%s", link.name, ref.uid)
         _record_bug(ctx, raw, bug)
         return None
     outcome = handled.outcome
-    if outcome.state.is_final:
-        mailbox.label(ref, outcome)
     log.info("%s link=%s message_id=%s issue=%s reason=%s", outcome.state.value, link.name,
-             handled.message_id, outcome.issue_key, outcome.reason)
-    if ctx.settings.demo and outcome.issue_key:
-        outcome = replace(outcome, detail=f"dry run, nothing sent to Jira: would be {outcome.detail}")
-    keep_raw = outcome.state in (OutcomeState.REJECTED, OutcomeState.FAILED)
-    store.log_outcome(link, outcome, message_id=handled.message_id, sender=handled.sender,
-                      subject=handled.subject, raw=raw.data if keep_raw else None)
+             handled.about.message_id, outcome.issue_key, outcome.reason)
     return handled
 
 
 def _record_bug(ctx: Context, raw: RawMail, bug: Exception) -> None:
     """Count the failure against the mail; if even that fails, the log line above must do."""
     try:
-        about = _describe(raw, Outcome(OutcomeState.FAILED))
+        about = _describe(raw)
         ctx.store.log_error(ctx.link.name, about.message_id, bug)
         ctx.store.note_failure(ctx.link.id, about.ledger_id)
     except Exception:  # never let bookkeeping stop the round
@@ -100,43 +134,40 @@ def human_size(size_bytes: int) -> str:
     return f"{size_bytes} bytes"
 
 
-def _describe(raw: RawMail, outcome: Outcome) -> Handled:
+def _describe(raw: RawMail) -> MailAbout:
     """What the log shows of a mail whose handling stopped midway."""
     try:
-        mail = parse_mail(raw)
+        return MailAbout.of(parse_mail(raw))
     except MailRejected:
-        return Handled(outcome, f"sha256:{raw.sha256}")
-    return Handled(outcome, mail.ledger_id, mail.message_id, mail.sender.address if mail.sender else None,
-                   mail.subject)
+        return MailAbout.unparsed(raw)
 
 
 def _reject_too_large(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     """Judged from the server's size before download; the mail stays in the mailbox."""
+    assert ref.size_bytes is not None
     ledger_id = f"too-large:{ref.uid}:{ref.size_bytes}"
     if ctx.store.ledger_entry(ctx.link.id, ledger_id):
         return None  # POP3 cannot label it: logged once, left on the server
     outcome = Outcome(OutcomeState.REJECTED, reason=RejectReason.TOO_LARGE,
                       detail=f"{human_size(ref.size_bytes)} is over the {human_size(ctx.link.max_size_bytes)} "
                              "limit of this link; the mail was not downloaded and stays in the mailbox")
-    about = _describe_headers(mailbox.headers(ref), outcome, ledger_id)
-    ctx.store.finish(ctx.link.id, ledger_id, outcome)
+    about = _describe_headers(mailbox.headers(ref), ledger_id, f"(mail {ref.uid}, not downloaded)")
+    record(ctx, about, RawMail(ref, b""), outcome)
     if ctx.link.protocol is not MailProtocol.POP3:
         mailbox.label(ref, outcome)
-    ctx.store.log_outcome(ctx.link, outcome, message_id=about.message_id, sender=about.sender,
-                          subject=about.subject or f"(mail {ref.uid}, not downloaded)")
-    return about
+    return Handled(outcome, about)
 
 
-def _describe_headers(headers: bytes | None, outcome: Outcome, ledger_id: str) -> Handled:
+def _describe_headers(headers: bytes | None, ledger_id: str, untitled: str) -> MailAbout:
     """Who sent a mail we will not download, and about what, from its header section alone."""
     if headers:
         try:
             mail = parse_bytes(headers.rstrip(b"\r\n") + b"\r\n\r\n")
-            return Handled(outcome, ledger_id, mail.message_id, mail.sender.address if mail.sender else None,
-                           mail.subject)
+            return MailAbout(ledger_id, mail.message_id, mail.sender.address if mail.sender else None,
+                             mail.subject or untitled)
         except MailRejected:
             pass
-    return Handled(outcome, ledger_id)
+    return MailAbout(ledger_id, subject=untitled)
 
 
 def poll_links(settings: Settings, store: Store, jira: JiraGateway, link_name: str | None = None) -> list[PollReport]:

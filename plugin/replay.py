@@ -3,15 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plugin.classify.detectors import classify
 from plugin.context import Context
-from plugin.domain import BounceOf, FollowUp, Ignore, Link, MailKind, MailRef, NewRequest, RawMail, Route
+from plugin.domain import BounceOf, FollowUp, Ignore, Link, MailRef, NewRequest, Outcome, RawMail, Route
 from plugin.errors import MailRejected, RetryLater
 from plugin.parse.mail import parse_mail
-from plugin.pipeline import own_message_id_domains, process
-from plugin.policy import check_sender, effective_verdict
-from plugin.route.rules import choose_route
+from plugin.pipeline import process, understand
 from plugin.runtime import Runtime
+
+
+class _NotInAMailbox:
+    """A replayed file has no mailbox to label."""
+
+    def label(self, ref: MailRef, outcome: Outcome) -> None:
+        pass
 
 
 def describe_route(route: Route) -> str:
@@ -33,17 +37,10 @@ def replay_file(path: Path, link: Link, runtime: Runtime, *, apply: bool) -> str
     ctx = Context(runtime.settings, link, runtime.store, runtime.jira)
     try:
         if apply:
-            handled = process(raw, ctx)
-            runtime.store.log_outcome(link, handled.outcome, message_id=handled.message_id,
-                                      sender=handled.sender, subject=handled.subject)
-            outcome = handled.outcome
+            outcome = process(raw, ctx, _NotInAMailbox()).outcome
             return (f"{path}: {outcome.state.value} {outcome.issue_key or outcome.reason or ''}: "
                     f"{outcome.detail}" + (f" [{outcome.evidence}]" if outcome.evidence else ""))
-        mail = parse_mail(raw)
-        verdict = effective_verdict(mail, classify(mail, own_domains=own_message_id_domains(ctx)), ctx)
-        if verdict.kind is MailKind.MAIL:
-            check_sender(mail, ctx)
-        return f"{path}: would be {describe_route(choose_route(mail, verdict, ctx))}"
+        return f"{path}: would be {describe_route(understand(parse_mail(raw), ctx))}"
     except MailRejected as rejected:
         return f"{path}: rejected {rejected.reason.value}: {rejected.detail}"
     except RetryLater as outage:

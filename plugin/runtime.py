@@ -1,8 +1,10 @@
 """The long-lived parts one process shares: settings, store and Jira, each built once on first use."""
 from __future__ import annotations
 
+from plugin import faults
 from plugin.jira.dry_run import DryRunJira
-from plugin.jira.gateway import JiraGateway, RestJira
+from plugin.jira.gateway import JiraGateway
+from plugin.jira.rest import RestJira
 from plugin.settings import Settings
 from plugin.store.store import Store
 
@@ -10,6 +12,7 @@ from plugin.store.store import Store
 class Runtime:
     def __init__(self, settings: Settings, *, store: Store | None = None, jira: JiraGateway | None = None) -> None:
         self.settings = settings
+        faults.arm(settings.fault)
         self._store = store
         self._jira = jira
 

@@ -60,8 +60,9 @@ class Settings:
     max_attempts: int = 5
     jira_timeout_s: float = 30.0
     ca_file: str | None = None  # extra CA bundle for mailbox TLS (a company CA, a test server)
-    # Test-only fault injection: "exit-after-jira-create" kills the poll process right after
-    # Jira created a request, before the ledger row and mailbox label, to prove recovery.
+    # Seconds Jira's search index may trail a create; a retried mail looks for its request after that.
+    jira_index_lag_s: float = 30.0
+    # Fault point for crash tests (plugin.faults): "kill-at:POINT[:N]".
     fault: str | None = None
 
     @property
@@ -99,6 +100,7 @@ class Settings:
             log_retention_days=int(get("LOG_RETENTION_DAYS", 365)),
             max_attempts=int(get("MAX_ATTEMPTS", 5)),
             jira_timeout_s=float(get("JIRA_TIMEOUT_S", 30)),
+            jira_index_lag_s=float(get("JIRA_INDEX_LAG_S", 30)),
             ca_file=get("CA_FILE"),
             fault=get("FAULT"),
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugin.domain import Link
-from plugin.jira.gateway import RestJira
+from plugin.jira.rest import RestJira
 from plugin.poll import PollReport, poll_mailbox
 from plugin.settings import Settings
 from plugin.store.store import LogEntry, Store
@@ -30,6 +30,7 @@ def settings(tmp_path, fake_jira) -> Settings:
         "JSM_MAIL_JIRA_EMAIL": fake_jira.email,
         "JSM_MAIL_JIRA_API_TOKEN": fake_jira.api_token,
         "JSM_MAIL_JIRA_TIMEOUT_S": "5",
+        "JSM_MAIL_JIRA_INDEX_LAG_S": "0",
         "JSM_MAIL_ENV_FILE": str(tmp_path / "no.env"),
     })
 

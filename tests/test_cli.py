@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def env(settings, tmp_path):
             "JSM_MAIL_DATA_DIR": str(settings.data_dir), "JSM_MAIL_JIRA_URL": settings.jira_url,
             "JSM_MAIL_JIRA_EMAIL": settings.jira_email,
             "JSM_MAIL_JIRA_API_TOKEN": settings.jira_api_token.reveal(),
-            "JSM_MAIL_ENV_FILE": str(tmp_path / "no.env")}
+            "JSM_MAIL_JIRA_INDEX_LAG_S": "0", "JSM_MAIL_ENV_FILE": str(tmp_path / "no.env")}
 
 
 def jsm_mail(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -78,9 +79,9 @@ def test_poll_then_logs_json_shows_each_mail(env, service, mail_account, fake_ji
 def test_crash_after_jira_created_the_request_is_recovered_with_one_request(env, service, mail_account, fake_jira):
     uid = mail_account.append(mail_file("request_plain.eml"))
 
-    crashed = jsm_mail({**env, "JSM_MAIL_FAULT": "exit-after-jira-create"}, "poll", "--once")
+    crashed = jsm_mail({**env, "JSM_MAIL_FAULT": "kill-at:jira-created"}, "poll", "--once")
 
-    assert crashed.returncode == 70
+    assert crashed.returncode == -signal.SIGKILL
     assert len(fake_jira.requests) == 1
     assert mail_account.flags(uid) == set()  # neither read nor labelled
 

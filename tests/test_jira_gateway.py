@@ -11,7 +11,8 @@ import requests
 
 from plugin.domain import Address, Attachment, Secret
 from plugin.errors import MailRejected, RejectReason, RetryLater
-from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, RestJira
+from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, Mark
+from plugin.jira.rest import RestJira
 from tests.fakes.jira import EMAIL_REQUEST_TYPE_ID, PROJECT_KEY, SERVICE_DESK_ID, SUMMARY_ONLY_REQUEST_TYPE_ID
 
 
@@ -25,10 +26,11 @@ def customer(fake_jira):
     return fake_jira.add_customer("taro@example.jp", "山田 太郎")
 
 
-def create(gateway: RestJira, reporter_id: str, ledger_key: str = "support:abc@example.jp",
+def create(gateway: RestJira, reporter_id: str, reference: str = "jsm0123abcd",
            summary: str = "Printer on fire") -> IssueRef:
-    return gateway.create_request(SERVICE_DESK_ID, EMAIL_REQUEST_TYPE_ID, summary, "It *really* burns.",
-                                  reporter_id, ledger_key)
+    return gateway.create_request(SERVICE_DESK_ID, EMAIL_REQUEST_TYPE_ID, summary,
+                                  f"It *really* burns.\n\n{{color:#97a0af}}Mail reference: {reference}{{color}}",
+                                  reporter_id)
 
 
 def closed_port() -> int:
@@ -66,66 +68,64 @@ def test_unknown_service_desk_is_a_settings_problem_to_retry(gateway):
 # -- customers
 
 def test_existing_customer_is_found_by_email_in_any_case(gateway, customer):
-    found = gateway.customer_account_id(SERVICE_DESK_ID, Address("", "TARO@example.jp"), create=False)
-    assert found == customer.account_id
+    assert gateway.find_customer("TARO@example.jp") == customer.account_id
 
 
-def test_unknown_sender_without_create_has_no_account(gateway, fake_jira):
-    assert gateway.customer_account_id(SERVICE_DESK_ID, Address("", "new@example.com"), create=False) is None
+def test_unknown_sender_has_no_account(gateway, fake_jira):
+    assert gateway.find_customer("new@example.com") is None
     assert "new@example.com" not in fake_jira.customers
 
 
-def test_unknown_sender_becomes_a_customer_of_the_desk(gateway, fake_jira):
-    account_id = gateway.customer_account_id(SERVICE_DESK_ID, Address("Ann Lee", "ann@example.com"), create=True)
+def test_unknown_sender_becomes_a_customer(gateway, fake_jira):
+    account_id = gateway.create_customer(Address("Ann Lee", "ann@example.com"))
     made = fake_jira.customers["ann@example.com"]
     assert (made.account_id, made.display_name) == (account_id, "Ann Lee")
-    assert made in fake_jira.desks[SERVICE_DESK_ID].customers
 
 
 def test_customer_with_hidden_email_is_still_found(gateway, fake_jira):
     hidden = fake_jira.add_customer("private@example.com", "Private Person", email_visible=False)
-    assert gateway.customer_account_id(SERVICE_DESK_ID, Address("", "private@example.com"),
-                                       create=True) == hidden.account_id
+    assert gateway.find_customer("private@example.com") == hidden.account_id
 
 
 def test_forbidden_customer_creation_is_a_permission_problem(gateway, fake_jira):
     fake_jira.forbid_customer_creation()
     with pytest.raises(RetryLater, match="authentication/permission"):
-        gateway.customer_account_id(SERVICE_DESK_ID, Address("", "ann@example.com"), create=True)
+        gateway.create_customer(Address("", "ann@example.com"))
 
 
 # -- requests and the ledger
 
-def test_created_request_has_the_mail_fields_and_the_ledger_key(gateway, fake_jira, customer):
+def test_created_request_has_the_mail_fields(gateway, fake_jira, customer):
     ref = create(gateway, customer.account_id)
     made = fake_jira.request(ref.key)
     assert (ref.key, ref.id) == ("SD-1", made.id)
-    assert (made.summary, made.description, made.reporter_email) == (
-        "Printer on fire", "It *really* burns.", "taro@example.jp")
-    assert made.properties[LEDGER_PROPERTY] == {"ledger": ["support:abc@example.jp"]}
+    assert (made.summary, made.reporter_email) == ("Printer on fire", "taro@example.jp")
+    assert made.description.startswith("It *really* burns.")
     assert fake_jira.tolerated == []  # RestJira needs none of the jira client's tolerances
 
 
-def test_find_by_ledger_key_finds_the_request(gateway, customer):
-    ref = create(gateway, customer.account_id, ledger_key='support:"odd\\id"@example.jp')
-    assert gateway.find_by_ledger_key(PROJECT_KEY, 'support:"odd\\id"@example.jp') == ref
-    assert gateway.find_by_ledger_key(PROJECT_KEY, "support:other@example.jp") is None
+def test_request_is_found_by_the_reference_in_its_description(gateway, customer):
+    ref = create(gateway, customer.account_id, reference="jsm5f1c9e")
+    create(gateway, customer.account_id, reference="jsm77aa01")
+    assert gateway.find_request(PROJECT_KEY, "jsm5f1c9e") == ref
+    assert gateway.find_request(PROJECT_KEY, "jsm5f1c9") is None  # whole words only
 
 
-def test_comment_ledger_keys_join_the_request_ledger(gateway, fake_jira, customer):
-    ref = create(gateway, customer.account_id, ledger_key="support:first@x")
-    comment_id = gateway.add_comment(ref.key, "Still burning.", public=True, ledger_key="support:second@x")
+def test_marked_comment_carries_its_mail_and_part(gateway, fake_jira, customer):
+    ref = create(gateway, customer.account_id)
+    comment_id = gateway.add_comment(ref.key, "Still burning.", public=True, mark=Mark("support:second@x", "comment"))
     made = fake_jira.request(ref.key)
     assert [(c.id, c.body, c.public) for c in made.comments] == [(comment_id, "Still burning.", True)]
-    assert gateway.ledger_keys(ref.key) == {"support:first@x", "support:second@x"}
-    assert gateway.find_by_ledger_key(PROJECT_KEY, "support:second@x") == ref
+    assert made.comments[0].properties[LEDGER_PROPERTY] == {"ledger": "support:second@x", "part": "comment"}
+    assert gateway.marked_parts(ref.key, "support:second@x") == {"comment"}
+    assert gateway.marked_parts(ref.key, "support:other@x") == frozenset()
 
 
-def test_internal_comment_without_ledger_key(gateway, fake_jira):
+def test_internal_comment_is_not_public(gateway, fake_jira):
     seeded = fake_jira.add_request("Old", reporter_email="taro@example.jp")
-    gateway.add_comment(seeded.key, "note to agents", public=False)
+    gateway.add_comment(seeded.key, "note to agents", public=False, mark=Mark("k", "bounce"))
     assert [c.public for c in seeded.comments] == [False]
-    assert gateway.ledger_keys(seeded.key) == frozenset()
+    assert gateway.marked_parts(seeded.key, "k") == {"bounce"}
 
 
 def test_request_info_names_reporter_participants_and_resolution(gateway, fake_jira):
@@ -155,21 +155,13 @@ def test_attachments_are_uploaded_then_attached(gateway, fake_jira):
     gateway.attach(SERVICE_DESK_ID, seeded.key, files, public=False)
     assert [(a.filename, a.data, a.public) for a in seeded.attachments] == [
         ("見積書.pdf", b"%PDF-1.4 fake", False), ("a.txt", b"hi", False)]
+    assert gateway.attachment_names(seeded.key) == {("見積書.pdf", 13), ("a.txt", 2)}
 
 
 def test_issues_are_linked(gateway, fake_jira):
     old, new = fake_jira.add_request("Old"), fake_jira.add_request("Fwd: Old")
     gateway.link_issues(new.key, old.key)
     assert old.links == new.links == [("Relates", new.key, old.key)]
-
-
-def test_requests_by_reporter_since_recovers_an_untagged_request(gateway, fake_jira, customer):
-    now = datetime.now(timezone.utc)
-    fake_jira.add_request("Long ago", reporter_email="taro@example.jp", created=now - timedelta(days=3))
-    recent = fake_jira.add_request("Printer on fire", reporter_email="taro@example.jp", created=now)
-    fake_jira.add_request("Someone else's", reporter_email="ann@example.com", created=now)
-    found = gateway.requests_by_reporter_since(PROJECT_KEY, customer.account_id, now - timedelta(minutes=5))
-    assert found == [(IssueRef(recent.key, recent.id), "Printer on fire")]
 
 
 # -- failures
@@ -183,14 +175,12 @@ def test_503_on_create_is_retry_later_and_creates_nothing(gateway, fake_jira, cu
     assert create(gateway, customer.account_id).key == "SD-1"
 
 
-def test_request_left_untagged_by_a_failure_is_found_by_its_reporter(gateway, fake_jira, customer):
-    fake_jira.fail_next(status=503, path="/rest/api/2/issue/SD-1/properties/jsm-mail", method="PUT")
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
-    with pytest.raises(RetryLater, match="SD-1 created but not yet tagged"):
-        create(gateway, customer.account_id)
-    assert gateway.find_by_ledger_key(PROJECT_KEY, "support:abc@example.jp") is None
-    assert [ref.key for ref, _ in gateway.requests_by_reporter_since(PROJECT_KEY, customer.account_id, before)] == [
-        "SD-1"]
+def test_create_whose_answer_was_lost_is_found_by_its_reference(gateway, fake_jira, customer):
+    fake_jira.fail_next(status=504, path="/rest/servicedeskapi/request", method="POST", lost=True)
+    with pytest.raises(RetryLater, match="504"):
+        create(gateway, customer.account_id, reference="jsm42")
+    [made] = fake_jira.requests
+    assert gateway.find_request(PROJECT_KEY, "jsm42") == IssueRef(made.key, made.id)
 
 
 def test_429_honours_retry_after_seconds(gateway, fake_jira):
@@ -244,7 +234,7 @@ def test_token_never_reaches_logs_or_repr(fake_jira, caplog):
     with pytest.raises(RetryLater) as unavailable:
         gateway.server_title()
     with pytest.raises(MailRejected) as refused:
-        gateway.create_request(SERVICE_DESK_ID, "999", "s", "d", "nobody", "k")
+        gateway.create_request(SERVICE_DESK_ID, "999", "s", "d", "nobody")
     texts = [caplog.text, repr(gateway), str(unavailable.value), str(refused.value)]
     assert not [t for t in texts if secret in t or "Authorization" in t]
 

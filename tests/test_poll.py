@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from plugin.domain import Access, MailProtocol, Security
 from tests.conftest import mail_file
@@ -16,8 +17,10 @@ def test_new_mail_becomes_request_with_decoded_fields(service, mail_account, fak
 
     [request] = fake_jira.requests
     assert request.summary == "経費精算システムにログインできません"
-    assert request.description == ("お世話になっております。\n経費精算システムにログインできません。\n"
-                                   "\\*至急\\* ご確認ください \\{エラー: 401\\}")
+    body, reference = request.description.split("\n\n{color:#97a0af}Mail reference: ")
+    assert body == ("お世話になっております。\n経費精算システムにログインできません。\n"
+                    "\\*至急\\* ご確認ください \\{エラー: 401\\}")
+    assert re.fullmatch(r"jsm[0-9a-f]{24}\{color\}", reference)
     assert request.reporter_email == "taro.yamada@example.jp"
     assert request.participant_emails == ["hanako.sato@example.jp"]
     assert mail_account.flags(uid) >= {SEEN, PROCESSED}
@@ -89,7 +92,7 @@ def test_mail_whose_label_was_lost_is_labelled_not_duplicated(service, mail_acco
 
     assert len(fake_jira.requests) == 1
     assert mail_account.flags(uid) >= {SEEN, PROCESSED}
-    assert service.log()[-1].detail == "handled before; labelled now"
+    assert [e.outcome for e in service.log()] == ["created"]  # one row per handled mail
 
 
 def test_jira_outage_leaves_mail_untouched_then_creates_exactly_one_request(service, mail_account, fake_jira):

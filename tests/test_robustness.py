@@ -145,13 +145,20 @@ def test_inspect_reads_broken_mail_without_raising(tmp_path_factory, data: bytes
     assert result["kind"] != "invalid" or result["reason"]
 
 
+class _Unlabelled:
+    """The pipeline's verdict is what these tests judge; no mailbox is involved."""
+
+    def label(self, ref: MailRef, outcome: Outcome) -> None:
+        pass
+
+
 def _outcome(service, data: bytes) -> Outcome | None:
     """What the pipeline makes of the mail on a fresh link (so nothing was "handled before"); None
     when Jira asked to retry later."""
     link = service.store.add_link(replace(service.link, name=f"robust-{next(_link_numbers)}"))
     ctx = Context(service.settings, link, service.store, service.jira)
     try:
-        return process(RawMail(MailRef(link.id, "1", len(data)), data), ctx).outcome
+        return process(RawMail(MailRef(link.id, "1", len(data)), data), ctx, _Unlabelled()).outcome
     except RetryLater:
         return None
 

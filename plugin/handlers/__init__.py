@@ -1,20 +1,21 @@
 """What a route does in Jira; one handler per route type, listed once."""
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 from plugin.context import Context
-from plugin.domain import BounceOf, FollowUp, Ignore, NewRequest, Outcome, RawMail, Route
+from plugin.domain import BounceOf, FollowUp, Ignore, NewRequest, Outcome
 from plugin.handlers.comment_on_request import CommentOnRequest
 from plugin.handlers.create_request import CreateRequest
 from plugin.handlers.record_bounce import RecordBounce
 from plugin.handlers.record_ignored import RecordIgnored
+from plugin.handlers.recovery import Attempt
 
 
 class Handler(Protocol):
     name: str
 
-    def apply(self, route: Route, raw: RawMail, ctx: Context) -> Outcome: ...
+    def apply(self, route: Any, attempt: Attempt, ctx: Context) -> Outcome: ...
 
 
 HANDLERS: Mapping[type, Handler] = {

@@ -1,41 +1,45 @@
-"""A customer's reply as a public comment on the request it belongs to."""
+"""A customer's reply as a public comment on the request it belongs to, exactly once."""
 from __future__ import annotations
 
 from plugin.context import Context
-from plugin.domain import FollowUp, Outcome, OutcomeState, RawMail
+from plugin.domain import Facts, FollowUp, Outcome, OutcomeState
 from plugin.handlers.people import add_participants, people_note
+from plugin.handlers.recovery import Attempt, done_parts, missing_files
+from plugin.jira.gateway import Mark
 from plugin.mapping.comment import comment_draft
 from plugin.reply.text import reply_text
-from plugin.handlers.recovery import already_on_issue
-from plugin.route.rules import remember_for_threading
+from plugin.route.rules import thread_entry
 
 
 class CommentOnRequest:
     name = "comment-on-request"
 
-    def apply(self, route: FollowUp, raw: RawMail, ctx: Context) -> Outcome:
+    def apply(self, route: FollowUp, attempt: Attempt, ctx: Context) -> Outcome:
         mail, link, key = route.mail, ctx.link, route.issue_key
-        if already_on_issue(ctx, mail, key):
-            return Outcome(OutcomeState.COMMENTED, key, detail=f"comment on {key} (found after an interrupted attempt)",
-                           evidence=route.evidence)
-        info = ctx.request(key)
-        known = frozenset(info.participant_emails | {(info.reporter_email or "").lower()}) if info else frozenset()
-        draft = comment_draft(mail, reply_text(mail.body_text, mail.body_html), raw.data, known_people=known,
+        assert mail.sender is not None, "the pipeline rejects mail without a sender first"
+        info = ctx.requests.request(key)
+        draft = comment_draft(mail, reply_text(mail.body_text, mail.body_html), attempt.raw.data,
+                              known_people=info.people if info else frozenset(),
                               participant_count=len(info.participant_emails) if info else 0,
                               own_addresses=link.own_addresses)
-        if draft.attachments:
-            ctx.jira.attach(link.service_desk_id, key, draft.attachments)
-        if draft.original:
+        commented = "comment" in done_parts(ctx, attempt, key)
+        if not commented:
+            ctx.jira.add_comment(key, draft.body, public=True, mark=Mark(attempt.ledger_key, "comment"))
+        # Files go after the comment they belong to, so a retry knows whether to look for them.
+        public = missing_files(ctx, attempt, key, draft.attachments, anchor_done=commented)
+        if public:
+            ctx.jira.attach(link.service_desk_id, key, public)
+        if draft.original and missing_files(ctx, attempt, key, (draft.original,), anchor_done=commented):
             # Quoted history may name people the customer did not write to: agents only.
             ctx.jira.attach(link.service_desk_id, key, (draft.original,), public=False)
-        ctx.jira.add_comment(key, draft.body, public=True, ledger_key=mail.ledger_id)
         added, skipped = add_participants(ctx, key, draft.new_participants)
-        ctx.store.clear_undeliverable(mail.sender.address)
-        remember_for_threading(ctx, mail, key, "commented")
-        detail = [f"comment on {key}"]
+        detail = [f"comment on {key}" + (" (found after an interrupted attempt)" if commented else "")]
         if draft.attachments:
             detail.append(f"{len(draft.attachments)} attachment(s)")
         if draft.original:
             detail.append("quoted text left out; original attached for agents")
         detail.append(people_note(added, skipped))
-        return Outcome(OutcomeState.COMMENTED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence)
+        facts = Facts(thread=thread_entry(mail, key, "commented", link.smart_match),
+                      deliverable=(mail.sender.address,))
+        return Outcome(OutcomeState.COMMENTED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence,
+                       facts=facts)

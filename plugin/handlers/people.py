@@ -4,23 +4,28 @@ from __future__ import annotations
 from typing import Sequence
 
 from plugin.context import Context
-from plugin.domain import Access, Address
+from plugin.domain import Address
 
 
-def add_participants(ctx: Context, issue_key: str, people: Sequence[Address]) -> tuple[list[str], list[str]]:
-    """Add people as request participants; returns (added, skipped) addresses."""
-    create = ctx.link.access is Access.OPEN
+def accounts_of(ctx: Context, people: Sequence[Address]) -> tuple[list[str], list[str], list[str]]:
+    """(accountIds, added addresses, skipped addresses) of people who may join a request."""
     account_ids, added, skipped = [], [], []
     for person in people:
-        account_id = ctx.jira.customer_account_id(ctx.link.service_desk_id, person, create=create)
+        account_id = ctx.customers.account_id(person)
         if account_id is None:
             skipped.append(person.address)
         else:
             account_ids.append(account_id)
             added.append(person.address)
+    return account_ids, added, skipped
+
+
+def add_participants(ctx: Context, issue_key: str, people: Sequence[Address]) -> tuple[list[str], list[str]]:
+    """Add people as request participants; returns (added, skipped) addresses."""
+    account_ids, added, skipped = accounts_of(ctx, people)
     if account_ids:
         ctx.jira.add_participants(issue_key, account_ids)
-        ctx.forget_request(issue_key)
+        ctx.requests.forget(issue_key)
     return added, skipped
 
 

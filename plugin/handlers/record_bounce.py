@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from plugin.context import Context
-from plugin.domain import BounceOf, BounceRecipient, Outcome, OutcomeState, RawMail
-from plugin.handlers.recovery import already_on_issue
+from plugin.domain import BounceOf, BounceRecipient, Facts, Outcome, OutcomeState
+from plugin.handlers.recovery import Attempt, done_parts
+from plugin.jira.gateway import Mark
 
 
 def delivered(recipient: BounceRecipient) -> bool:
@@ -26,7 +27,7 @@ def bounce_text(route: BounceOf) -> str:
 class RecordBounce:
     name = "record-bounce"
 
-    def apply(self, route: BounceOf, raw: RawMail, ctx: Context) -> Outcome:
+    def apply(self, route: BounceOf, attempt: Attempt, ctx: Context) -> Outcome:
         recipients = route.report.recipients if route.report else ()
         if route.issue_key is None:
             return Outcome(OutcomeState.IGNORED, detail=f"bounce, not of a request's mail: {bounce_text(route)}",
@@ -35,10 +36,9 @@ class RecordBounce:
             # A success report says nothing an agent needs; a note on the request would only read as a bounce.
             return Outcome(OutcomeState.IGNORED, detail=f"delivery report about {route.issue_key}, nothing failed: "
                                                         f"{bounce_text(route)}", evidence=route.evidence)
-        if not already_on_issue(ctx, route.mail, route.issue_key):
-            ctx.jira.add_comment(route.issue_key, bounce_text(route), public=False, ledger_key=route.mail.ledger_id)
-        for r in recipients:
-            if r.permanent:
-                ctx.store.mark_undeliverable(r.address, r.status, route.issue_key)
+        if "bounce" not in done_parts(ctx, attempt, route.issue_key):
+            ctx.jira.add_comment(route.issue_key, bounce_text(route), public=False,
+                                 mark=Mark(attempt.ledger_key, "bounce"))
         return Outcome(OutcomeState.BOUNCE_RECORDED, route.issue_key,
-                       detail=f"internal comment on {route.issue_key}: {bounce_text(route)}", evidence=route.evidence)
+                       detail=f"internal comment on {route.issue_key}: {bounce_text(route)}", evidence=route.evidence,
+                       facts=Facts(undeliverable=tuple(r for r in recipients if r.permanent)))

@@ -1,11 +1,64 @@
-"""What an interrupted earlier attempt at the same mail already did in Jira."""
+"""The identity of a mail's effects in Jira, and what an interrupted earlier attempt already did.
+
+A request carries its mail's reference in the description (set in the same call that creates it);
+comments carry the mail's ledger key as an entity property (set with the comment); attachments
+go after the request or comment they belong to. So a retry finds every earlier effect by the
+ledger key alone and repeats only what is missing.
+"""
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Sequence
+
 from plugin.context import Context
-from plugin.domain import InboundMail
+from plugin.domain import Attachment, RawMail
+from plugin.errors import RetryLater
 
 
-def already_on_issue(ctx: Context, mail: InboundMail, issue_key: str) -> bool:
-    """True when a retried mail's ledger key is on the issue: its comment was added before the crash."""
-    entry = ctx.store.ledger_entry(ctx.link.id, mail.ledger_id)
-    return bool(entry and entry.attempts > 1 and mail.ledger_id in ctx.jira.ledger_keys(issue_key))
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt at one mail, with what the ledger knows of the attempts before it."""
+
+    raw: RawMail
+    ledger_key: str
+    retry: bool  # an earlier attempt began and may have left effects in Jira
+    issue_key: str | None = None  # the request an earlier attempt created, when it got that far
+    started_at: datetime | None = None  # when the earlier attempt began
+
+
+def mail_reference(link_id: int, ledger_key: str) -> str:
+    """One word of letters and digits, so Jira's text search finds it as a whole."""
+    return "jsm" + hashlib.sha256(f"{link_id}\n{ledger_key}".encode()).hexdigest()[:24]
+
+
+def earlier_request(ctx: Context, attempt: Attempt, reference: str) -> str | None:
+    """The request an interrupted attempt created, found by the reference in its description."""
+    if not attempt.retry:
+        return None
+    if attempt.issue_key:
+        return attempt.issue_key
+    lag_s = ctx.settings.jira_index_lag_s
+    if attempt.started_at and lag_s:
+        waited = (datetime.now(timezone.utc) - attempt.started_at).total_seconds()
+        if waited < lag_s:
+            # Jira's search index trails a create by seconds: asking now could miss the request.
+            raise RetryLater(f"an earlier attempt at this mail began {waited:.0f} s ago; looking for its "
+                             f"request once Jira's search has caught up", lag_s - waited)
+    found = ctx.jira.find_request(ctx.requests.project_key, reference)
+    return found.key if found else None
+
+
+def done_parts(ctx: Context, attempt: Attempt, issue_key: str) -> frozenset[str]:
+    """The parts of this mail's work whose marked comments the issue already has."""
+    return ctx.jira.marked_parts(issue_key, attempt.ledger_key) if attempt.retry else frozenset()
+
+
+def missing_files(ctx: Context, attempt: Attempt, issue_key: str, files: Sequence[Attachment],
+                  *, anchor_done: bool) -> list[Attachment]:
+    """Files still to attach: all on a first attempt or when their request/comment was only just made."""
+    if not files or not attempt.retry or not anchor_done:
+        return list(files)
+    present = ctx.jira.attachment_names(issue_key)
+    return [f for f in files if (f.filename, f.size) not in present]

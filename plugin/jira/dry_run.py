@@ -5,10 +5,10 @@ import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from plugin.domain import Address, Attachment
-from plugin.jira.gateway import IssueRef, RequestInfo, RequestTypeInfo
+from plugin.domain import Address, Attachment, RequestInfo
+from plugin.jira.gateway import IssueRef, Mark, RequestTypeInfo
 
 DEMO_PROJECT = "SD"
 
@@ -19,7 +19,7 @@ class DryRunJira:
     def __init__(self, state_file: Path) -> None:
         self._file = state_file
         self._lock = threading.Lock()
-        self._state = json.loads(state_file.read_text("utf-8")) if state_file.is_file() else {
+        self._state: dict[str, Any] = json.loads(state_file.read_text("utf-8")) if state_file.is_file() else {
             "next": 1, "requests": {}, "customers": {}}
 
     def _save(self) -> None:
@@ -37,67 +37,70 @@ class DryRunJira:
     def project_key(self, service_desk_id: str) -> str:
         return DEMO_PROJECT
 
-    def customer_account_id(self, service_desk_id: str, address: Address, *, create: bool) -> str | None:
+    def find_customer(self, address: str) -> str | None:
+        return self._state["customers"].get(address.lower())
+
+    def create_customer(self, address: Address) -> str:
         with self._lock:
             customers = self._state["customers"]
-            key = address.address.lower()
-            if key not in customers and create:
-                customers[key] = f"dry-run-{len(customers) + 1}"
-                self._save()
-            return customers.get(key)
+            account = customers.setdefault(address.address.lower(), f"dry-run-{len(customers) + 1}")
+            self._save()
+            return str(account)
 
     def create_request(self, service_desk_id: str, request_type_id: str, summary: str, description: str,
-                       reporter_account_id: str, ledger_key: str) -> IssueRef:
+                       reporter_account_id: str, participant_account_ids: Sequence[str] = ()) -> IssueRef:
         with self._lock:
             number = self._state["next"]
             self._state["next"] = number + 1
             key = f"{DEMO_PROJECT}-{number}"
-            email = next((e for e, a in self._state["customers"].items() if a == reporter_account_id), None)
-            self._state["requests"][key] = {"id": str(10000 + number), "summary": summary, "reporter": email,
-                                            "participants": [], "ledger": [ledger_key], "comments": 0,
+            self._state["requests"][key] = {"id": str(10000 + number), "summary": summary,
+                                            "description": description, "reporter": self._email(reporter_account_id),
+                                            "participants": [], "marks": [], "comments": 0,
                                             "created": datetime.now(timezone.utc).isoformat()}
             self._save()
-            return IssueRef(key, str(10000 + number))
+        self.add_participants(key, participant_account_ids)
+        return IssueRef(key, str(10000 + number))
 
-    def find_by_ledger_key(self, project_key: str, ledger_key: str) -> IssueRef | None:
+    def find_request(self, project_key: str, reference: str) -> IssueRef | None:
         for key, req in self._state["requests"].items():
-            if ledger_key in req["ledger"]:
+            if reference in req.get("description", ""):
                 return IssueRef(key, req["id"])
         return None
 
-    def ledger_keys(self, issue_key: str) -> frozenset[str]:
-        return frozenset(self._state["requests"].get(issue_key, {}).get("ledger", ()))
-
-    def requests_by_reporter_since(self, project_key: str, account_id: str,
-                                   since: datetime) -> list[tuple[IssueRef, str]]:
-        return []
-
-    def request(self, issue_key: str) -> RequestInfo | None:
+    def request(self, key_or_id: str) -> RequestInfo | None:
         for key, req in self._state["requests"].items():
-            if issue_key in (key, req["id"]):
-                return RequestInfo(key, req["id"], DEMO_PROJECT, req["reporter"],
-                                   frozenset(req["participants"]), None)
+            if key_or_id in (key, req["id"]):
+                return RequestInfo(key, req["id"], req["reporter"], frozenset(req["participants"]), None)
         return None
 
     def add_participants(self, issue_key: str, account_ids: Sequence[str]) -> None:
-        by_id = {a: e for e, a in self._state["customers"].items()}
         with self._lock:
             people = self._state["requests"][issue_key]["participants"]
-            people.extend(by_id[a] for a in account_ids if by_id.get(a) and by_id[a] not in people)
+            people.extend(e for e in map(self._email, account_ids) if e and e not in people)
             self._save()
+
+    def add_comment(self, issue_key: str, body: str, *, public: bool, mark: Mark | None = None) -> str:
+        with self._lock:
+            req = self._state["requests"][issue_key]
+            req["comments"] += 1
+            if mark:
+                req.setdefault("marks", []).append([mark.ledger_key, mark.part])
+            self._save()
+            return str(req["comments"])
+
+    def marked_parts(self, issue_key: str, ledger_key: str) -> frozenset[str]:
+        marks = self._state["requests"].get(issue_key, {}).get("marks", [])
+        return frozenset(part for ledger, part in marks if ledger == ledger_key)
+
+    def attachment_names(self, issue_key: str) -> frozenset[tuple[str, int]]:
+        return frozenset()
 
     def attach(self, service_desk_id: str, issue_key: str, attachments: Sequence[Attachment], *,
                public: bool = True) -> None:
         pass
 
-    def add_comment(self, issue_key: str, body: str, *, public: bool, ledger_key: str | None = None) -> str:
-        with self._lock:
-            req = self._state["requests"][issue_key]
-            req["comments"] += 1
-            if ledger_key:
-                req["ledger"].append(ledger_key)
-            self._save()
-            return str(req["comments"])
-
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
         pass
+
+    def _email(self, account_id: str) -> str | None:
+        return next((e for e, a in self._state["customers"].items() if a == account_id), None)

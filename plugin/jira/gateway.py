@@ -1,30 +1,12 @@
-"""Everything we ask of Jira, behind one typed interface; the only module that imports `jira`."""
+"""Everything the product asks of Jira, as one typed interface; RestJira and DryRunJira implement it."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
-from urllib.parse import quote
+from typing import Protocol, Sequence
 
-import jira
-import requests
-from jira.exceptions import JIRAError
+from plugin.domain import Address, Attachment, RequestInfo
 
-from plugin.domain import Address, Attachment, Secret
-from plugin.errors import MailRejected, RejectReason, RetryLater
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-LEDGER_PROPERTY = "jsm-mail"  # issue entity property {"ledger": [...ledger keys...]}
-JSM = "/rest/servicedeskapi"
-PLATFORM = "/rest/api/2"
-DEFAULT_RETRY_S = 60.0
-CONFIG_RETRY_S = 300.0  # a credentials or settings problem: someone has to fix it first
-PAGE_SIZE = 50
-MAX_FILES_PER_UPLOAD = 60  # JSM REST docs, attachTemporaryFile: 413 above 60 files
+LEDGER_PROPERTY = "jsm-mail"  # comment entity property {"ledger": <ledger key>, "part": <which effect>}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,21 +28,20 @@ class RequestTypeInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestInfo:
-    key: str
-    id: str
-    project_key: str
-    reporter_email: str | None
-    participant_emails: frozenset[str]
-    resolved_at: datetime | None  # None while the request is open
+class Mark:
+    """The identity of one effect of one mail in Jira: its ledger key and which part of the mail's work."""
+
+    ledger_key: str
+    part: str  # "comment", "bounce", "related-note", ...
 
 
 class JiraGateway(Protocol):
     """Typed calls to Jira Service Management.
 
     Every method raises `RetryLater` when Jira is unreachable, answers 5xx or 429 (with
-    `after_s` from Retry-After), and `MailRejected(JIRA_REFUSED, ...)` when Jira refuses the
-    content itself (400). POST calls are never retried by the client library.
+    `after_s` from Retry-After) or refuses our credentials, and `MailRejected(JIRA_REFUSED, ...)`
+    when Jira refuses the content itself (other 4xx). No call is retried inside: a POST whose
+    answer was lost is found again by its mark, never repeated blindly.
     """
 
     def server_title(self) -> str: ...
@@ -71,346 +52,33 @@ class JiraGateway(Protocol):
 
     def project_key(self, service_desk_id: str) -> str: ...
 
-    def customer_account_id(self, service_desk_id: str, address: Address, *, create: bool) -> str | None:
-        """The customer's accountId; creates the customer (and adds them to the desk) when `create`."""
+    def find_customer(self, address: str) -> str | None:
+        """The accountId of the account with this e-mail address, if Jira has one."""
 
-    def create_request(self, service_desk_id: str, request_type_id: str, summary: str,
-                       description: str, reporter_account_id: str, ledger_key: str) -> IssueRef:
-        """Create a customer request on behalf of the reporter; tag it with the ledger key."""
+    def create_customer(self, address: Address) -> str:
+        """A new customer account; returns its accountId."""
 
-    def find_by_ledger_key(self, project_key: str, ledger_key: str) -> IssueRef | None:
-        """The request or comment's issue that carries this ledger key, if Jira has one."""
+    def create_request(self, service_desk_id: str, request_type_id: str, summary: str, description: str,
+                       reporter_account_id: str, participant_account_ids: Sequence[str] = ()) -> IssueRef:
+        """A customer request raised on behalf of the reporter."""
 
-    def request(self, issue_key: str) -> RequestInfo | None: ...
+    def find_request(self, project_key: str, reference: str) -> IssueRef | None:
+        """The request whose description carries this mail reference (see handlers.recovery)."""
+
+    def request(self, key_or_id: str) -> RequestInfo | None: ...
 
     def add_participants(self, issue_key: str, account_ids: Sequence[str]) -> None: ...
 
-    def attach(self, service_desk_id: str, issue_key: str, attachments: Sequence[Attachment],
-               *, public: bool = True) -> None:
-        """Upload with attachTemporaryFile, then attach to the request."""
+    def add_comment(self, issue_key: str, body: str, *, public: bool, mark: Mark | None = None) -> str:
+        """A comment, public (customers see it) or internal; returns its id. The mark is set atomically."""
 
-    def add_comment(self, issue_key: str, body: str, *, public: bool, ledger_key: str | None = None) -> str:
-        """Add a request comment; returns its id. The ledger key is remembered on the issue."""
+    def marked_parts(self, issue_key: str, ledger_key: str) -> frozenset[str]:
+        """The parts of this mail's work that the issue's comments are marked with."""
+
+    def attachment_names(self, issue_key: str) -> frozenset[tuple[str, int]]:
+        """(filename, size) of the issue's attachments."""
+
+    def attach(self, service_desk_id: str, issue_key: str, attachments: Sequence[Attachment],
+               *, public: bool = True) -> None: ...
 
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None: ...
-
-
-class RestJira:
-    """JiraGateway over Jira Cloud's REST APIs, through the pycontribs `jira` client."""
-
-    def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0) -> None:
-        self._url = url.rstrip("/")
-        self._email = email
-        self._token = api_token
-        self._timeout_s = timeout_s
-        self._jira: jira.JIRA | None = None
-
-    def __repr__(self) -> str:
-        return f"RestJira(url={self._url!r}, email={self._email!r})"
-
-    # -- the Protocol
-
-    def server_title(self) -> str:
-        info = self._call("GET", f"{PLATFORM}/serverInfo")
-        return info.get("serverTitle") or self._url
-
-    def project_key(self, service_desk_id: str) -> str:
-        desk = self._call("GET", f"{JSM}/servicedesk/{_seg(service_desk_id)}", none_on=(404,))
-        if desk is None:
-            raise RetryLater(f"Jira has no service desk {service_desk_id}: check the link's settings",
-                             CONFIG_RETRY_S)
-        return desk["projectKey"]
-
-    def request_types(self, service_desk_id: str) -> list[RequestTypeInfo]:
-        path = f"{JSM}/servicedesk/{_seg(service_desk_id)}/requesttype"
-        return [RequestTypeInfo(t["id"], t["name"], self._field_ids(service_desk_id, t["id"]))
-                for t in self._paged(path)]
-
-    def request_type(self, service_desk_id: str, request_type_id: str) -> RequestTypeInfo:
-        path = f"{JSM}/servicedesk/{_seg(service_desk_id)}/requesttype/{_seg(request_type_id)}"
-        found = self._call("GET", path, none_on=(404,))
-        if found is None:
-            raise RetryLater(f"Jira has no request type {request_type_id} in service desk {service_desk_id}: "
-                             "check the link's settings", CONFIG_RETRY_S)
-        return RequestTypeInfo(found["id"], found["name"], self._field_ids(service_desk_id, request_type_id))
-
-    def customer_account_id(self, service_desk_id: str, address: Address, *, create: bool) -> str | None:
-        """The customer's accountId; creates the customer (and adds them to the desk) when `create`."""
-        account_id = self._find_account(address.address)
-        if not create:
-            return account_id
-        account_id = account_id or self._create_customer(address)
-        self._add_to_desk(service_desk_id, account_id)
-        return account_id
-
-    def create_request(self, service_desk_id: str, request_type_id: str, summary: str,
-                       description: str, reporter_account_id: str, ledger_key: str) -> IssueRef:
-        """Create a customer request on behalf of the reporter; tag it with the ledger key."""
-        # JSM REST docs, createCustomerRequest: ids are strings (RequestCreateDTO). The jira
-        # client's create_customer_request would send a number, or look a str up as a name.
-        created = self._call("POST", f"{JSM}/request", json={
-            "serviceDeskId": str(service_desk_id), "requestTypeId": str(request_type_id),
-            "requestFieldValues": {"summary": summary, "description": description},
-            "raiseOnBehalfOf": reporter_account_id,
-        })
-        ref = IssueRef(created["issueKey"], created["issueId"])
-        log.info("created request issue=%s ledger_key=%s", ref.key, ledger_key)
-        try:
-            self._remember(ref.key, ledger_key)
-        except RetryLater as later:
-            # The request exists untagged: the retry finds it with requests_by_reporter_since.
-            raise RetryLater(f"{ref.key} created but not yet tagged: {later.detail}", later.after_s) from None
-        return ref
-
-    def find_by_ledger_key(self, project_key: str, ledger_key: str) -> IssueRef | None:
-        """The request or comment's issue that carries this ledger key, if Jira has one.
-
-        JQL on `issue.property[...]` needs the property indexed by the app's
-        `jira:entityProperty` module (Jira entity properties docs); search is eventually consistent.
-        """
-        jql = f"project = {_jql(project_key)} AND issue.property[{LEDGER_PROPERTY}].ledger = {_jql(ledger_key)}"
-        found = next(self._search(jql, fields=("summary",)), None)
-        return IssueRef(found["key"], found["id"]) if found else None
-
-    def request(self, issue_key: str) -> RequestInfo | None:
-        issue = self._call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}", none_on=(404,), params={
-            "fields": "project,reporter,resolutiondate,status,statuscategorychangedate"})
-        if issue is None:
-            return None
-        fields = issue["fields"]
-        participants = self._paged(f"{JSM}/request/{_seg(issue['key'])}/participant")
-        return RequestInfo(
-            key=issue["key"], id=issue["id"], project_key=fields["project"]["key"],
-            reporter_email=(fields.get("reporter") or {}).get("emailAddress"),
-            participant_emails=frozenset(p["emailAddress"] for p in participants if p.get("emailAddress")),
-            resolved_at=_resolved_at(fields),
-        )
-
-    def add_participants(self, issue_key: str, account_ids: Sequence[str]) -> None:
-        if account_ids:
-            self._call("POST", f"{JSM}/request/{_seg(issue_key)}/participant",
-                       json={"accountIds": list(account_ids)})
-
-    def attach(self, service_desk_id: str, issue_key: str, attachments: Sequence[Attachment],
-               *, public: bool = True) -> None:
-        """Upload with attachTemporaryFile, then attach to the request."""
-        temporary_ids: list[str] = []
-        for start in range(0, len(attachments), MAX_FILES_PER_UPLOAD):
-            temporary_ids += self._upload(service_desk_id, attachments[start:start + MAX_FILES_PER_UPLOAD])
-        if temporary_ids:
-            self._call("POST", f"{JSM}/request/{_seg(issue_key)}/attachment",
-                       json={"temporaryAttachmentIds": temporary_ids, "public": public})
-
-    def add_comment(self, issue_key: str, body: str, *, public: bool, ledger_key: str | None = None) -> str:
-        """Add a request comment; returns its id. The ledger key is remembered on the issue."""
-        comment = self._call("POST", f"{JSM}/request/{_seg(issue_key)}/comment",
-                             json={"body": body, "public": public})
-        if ledger_key:
-            self._remember(issue_key, ledger_key)
-        return str(comment["id"])
-
-    def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
-        self._call("POST", f"{PLATFORM}/issueLink", json={
-            "type": {"name": link_type}, "inwardIssue": {"key": inward_key}, "outwardIssue": {"key": outward_key}})
-
-    # -- beyond the Protocol: crash recovery
-
-    def ledger_keys(self, issue_key: str) -> frozenset[str]:
-        """The ledger keys this issue carries in its `jsm-mail` entity property."""
-        return frozenset(self._ledger(issue_key))
-
-    def requests_by_reporter_since(self, project_key: str, account_id: str,
-                                   since: datetime) -> list[tuple[IssueRef, str]]:
-        """Requests (and summaries) this customer reported since then, oldest first."""
-        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-        # JQL reads dates in the API user's time zone (JQL reference, "created"): ask from the
-        # day before, then keep only what Jira's own offset-stamped `created` puts after `since`.
-        day = (since - timedelta(days=1)).strftime("%Y-%m-%d")
-        jql = (f"project = {_jql(project_key)} AND reporter = {_jql(account_id)} "
-               f'AND created >= "{day}" ORDER BY created ASC')
-        return [(IssueRef(i["key"], i["id"]), i["fields"]["summary"])
-                for i in self._search(jql, fields=("summary", "created"))
-                if _parse_time(i["fields"]["created"]) >= since]
-
-    # -- helpers
-
-    def _client(self) -> jira.JIRA:
-        """The jira client, built on first use so that an unreachable Jira is a RetryLater."""
-        if self._jira is None:
-            # max_retries=0: ResilientSession would retry POSTs on 429/503 and create duplicates.
-            # get_server_info: the client tells Cloud from DC only by serverInfo.deploymentType.
-            try:
-                self._jira = _translated(lambda: jira.JIRA(
-                    self._url, basic_auth=(self._email, self._token.reveal()), max_retries=0,
-                    get_server_info=True, timeout=self._timeout_s), "GET /serverInfo")
-            except _Answered as answered:
-                raise answered.error from None
-        return self._jira
-
-    def _call(self, method: str, path: str, *, none_on: tuple[int, ...] = (), **kwargs: Any) -> Any:
-        """One HTTP call, errors translated: the JSON body ({} when empty), or None on a `none_on` status."""
-        session = self._client()._session
-        try:
-            response = _translated(lambda: session.request(method, self._url + path, **kwargs), f"{method} {path}")
-        except _Answered as answered:
-            if answered.status in none_on:
-                return None
-            raise answered.error from None
-        log.debug("jira %s %s -> %s", method, path, response.status_code)
-        return response.json() if response.content else {}
-
-    def _paged(self, path: str) -> Iterator[dict]:
-        """Every value of a JSM paged list (start/limit/isLastPage)."""
-        start = 0
-        while True:
-            page = self._call("GET", path, params={"start": start, "limit": PAGE_SIZE})
-            yield from page.get("values", [])
-            if page.get("isLastPage", True) or not page.get("values"):
-                return
-            start += len(page["values"])
-
-    def _search(self, jql: str, fields: Sequence[str]) -> Iterator[dict]:
-        """Issues matching JQL via GET /rest/api/2/search/jql (Cloud; the old /search is deprecated).
-
-        Jira platform docs: without `fields` this search returns issue ids only, no keys.
-        """
-        params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": ",".join(fields)}
-        while True:
-            page = self._call("GET", f"{PLATFORM}/search/jql", params=params)
-            yield from page.get("issues", [])
-            if page.get("isLast", True) or not page.get("nextPageToken"):
-                return
-            params["nextPageToken"] = page["nextPageToken"]
-
-    def _field_ids(self, service_desk_id: str, request_type_id: str) -> frozenset[str]:
-        path = f"{JSM}/servicedesk/{_seg(service_desk_id)}/requesttype/{_seg(request_type_id)}/field"
-        meta = self._call("GET", path)
-        return frozenset(f["fieldId"] for f in meta.get("requestTypeFields", []) if f.get("visible", True))
-
-    def _find_account(self, email: str) -> str | None:
-        # JRACLOUD-70830: GET /rest/api/2/user/search?query=<email> finds users and portal-only
-        # customers by email address. JSM's own customer search (GET /servicedesk/{id}/customer)
-        # is experimental and sees only customers already added to that desk.
-        users = self._call("GET", f"{PLATFORM}/user/search", params={"query": email}) or []
-        exact = [u for u in users if (u.get("emailAddress") or "").lower() == email.lower()]
-        if exact:
-            return exact[0]["accountId"]
-        # Account privacy can hide emailAddress; Jira still matched the whole address.
-        if len(users) == 1 and not users[0].get("emailAddress"):
-            return users[0]["accountId"]
-        return None
-
-    def _create_customer(self, address: Address) -> str:
-        # JSM REST docs, createCustomer: needs the Jira Administrator global permission; with
-        # strictConflictStatusCode an existing email answers 409 instead of 400.
-        created = self._call("POST", f"{JSM}/customer", none_on=(409,), params={"strictConflictStatusCode": "true"},
-                             json={"email": address.address, "displayName": address.name or address.address})
-        if created is None:
-            raise RetryLater(f"Jira has a customer {address.address} that user search does not return yet",
-                             DEFAULT_RETRY_S)
-        log.info("created customer account_id=%s", created["accountId"])
-        return created["accountId"]
-
-    def _add_to_desk(self, service_desk_id: str, account_id: str) -> None:
-        # JSM REST docs, addCustomers: needs service desk admin and answers 204 when already added.
-        # An open desk takes requests from any account, so a least-privilege API user's 403 is no stop.
-        added = self._call("POST", f"{JSM}/servicedesk/{_seg(service_desk_id)}/customer", none_on=(403,),
-                           json={"accountIds": [account_id]})
-        if added is None:
-            log.info("may not add account_id=%s to service desk %s; relying on open access",
-                     account_id, service_desk_id)
-
-    def _upload(self, service_desk_id: str, attachments: Sequence[Attachment]) -> list[str]:
-        # JSM REST docs, attachTemporaryFile: multipart parts named "file", X-Atlassian-Token
-        # against XSRF, X-ExperimentalApi as in the documented curl. Content-Type None lets
-        # requests write the multipart boundary instead of the session's application/json.
-        uploaded = self._call(
-            "POST", f"{JSM}/servicedesk/{_seg(service_desk_id)}/attachTemporaryFile",
-            headers={"X-Atlassian-Token": "no-check", "X-ExperimentalApi": "opt-in", "Content-Type": None},
-            files=[("file", (a.filename, a.data, a.content_type)) for a in attachments])
-        return [t["temporaryAttachmentId"] for t in uploaded["temporaryAttachments"]]
-
-    def _ledger(self, issue_key: str) -> list[str]:
-        path = f"{PLATFORM}/issue/{_seg(issue_key)}/properties/{LEDGER_PROPERTY}"
-        found = self._call("GET", path, none_on=(404,))
-        return list(((found or {}).get("value") or {}).get("ledger", []))
-
-    def _remember(self, issue_key: str, ledger_key: str) -> None:
-        """Append the ledger key to the issue's `jsm-mail` property (read, then write: PUT replaces)."""
-        keys = self._ledger(issue_key)
-        if ledger_key not in keys:
-            self._call("PUT", f"{PLATFORM}/issue/{_seg(issue_key)}/properties/{LEDGER_PROPERTY}",
-                       json={"ledger": [*keys, ledger_key]})
-
-
-class _Answered(Exception):
-    """Jira answered with an error status; `error` is what the rest of the product sees."""
-
-    def __init__(self, status: int, error: Exception) -> None:
-        super().__init__(status)
-        self.status = status
-        self.error = error
-
-
-def _translated(call: Callable[[], T], what: str) -> T:
-    """Run one client call; network trouble becomes RetryLater, an error status `_Answered`.
-
-    Details come from Jira's parsed errorMessage, never `str(JIRAError)`: that carries headers.
-    """
-    try:
-        return call()
-    except JIRAError as error:
-        raise _Answered(error.status_code or 0, _error_for(error, what)) from None
-    except requests.RequestException as error:
-        raise RetryLater(f"Jira unreachable on {what}: {type(error).__name__}", DEFAULT_RETRY_S) from None
-
-
-def _error_for(error: JIRAError, what: str) -> Exception:
-    status, message = error.status_code or 0, error.text or "no message"
-    if status == 429 or status >= 500 or status == 0:
-        return RetryLater(f"Jira answered {status or 'nothing'} to {what}: {message}", _retry_after_s(error))
-    if status in (401, 403):
-        return RetryLater(f"Jira authentication/permission problem ({status}) on {what}: {message}. "
-                          "Check the API user's email, token and project permissions.", CONFIG_RETRY_S)
-    return MailRejected(RejectReason.JIRA_REFUSED, f"Jira refused {what} ({status}): {message}")
-
-
-def _retry_after_s(error: JIRAError) -> float:
-    """RFC 9110 section 10.2.3: Retry-After is delay-seconds or an HTTP-date."""
-    value = error.response.headers.get("Retry-After") if error.response is not None else None
-    if not value:
-        return DEFAULT_RETRY_S
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_S
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _seg(value: str) -> str:
-    """One URL path segment."""
-    return quote(str(value), safe="")
-
-
-def _jql(value: str) -> str:
-    """A JQL string literal (JQL reference: quote values, escape quote and backslash)."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _parse_time(value: str) -> datetime:
-    """Jira's `2024-01-05T10:00:00.000+0000`."""
-    return datetime.fromisoformat(value)
-
-
-def _resolved_at(fields: dict) -> datetime | None:
-    if fields.get("resolutiondate"):
-        return _parse_time(fields["resolutiondate"])
-    category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
-    if category == "done" and fields.get("statuscategorychangedate"):
-        return _parse_time(fields["statuscategorychangedate"])
-    return None

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from plugin.context import Context
-from plugin.domain import (BounceOf, FollowUp, Ignore, InboundMail, MailKind, NewRequest, Route, SmartMatch,
-                           Verdict)
-from plugin.jira.gateway import RequestInfo
-from plugin.route.jira_ids import jira_issue_id
+from plugin.domain import (BounceOf, FollowUp, Ignore, InboundMail, Link, MailKind, NewRequest, RequestInfo, Route,
+                           SmartMatch, ThreadEntry, Verdict)
 from plugin.mapping.summary import is_forward, strip_reply_prefix
+from plugin.route.jira_ids import jira_issue_id
+from plugin.route.lookups import Requests, ThreadIndex
 
 # A Jira issue key: project key (uppercase letter, then letters, digits or _) and a number.
 _ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_-])([A-Z][A-Z0-9_]{0,254}-[1-9][0-9]*)(?![A-Za-z0-9_-])")
@@ -47,10 +46,19 @@ class Match:
     evidence: str
 
 
-Rule = Callable[[InboundMail, Context], "Match | str"]
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What the rules consult: the link's settings, its threading index and Jira's requests."""
+
+    link: Link
+    threads: ThreadIndex
+    requests: Requests
 
 
-def _by_headers(mail: InboundMail, ctx: Context) -> Match | str:
+Rule = Callable[[InboundMail, Lookups], "Match | str"]
+
+
+def _by_headers(mail: InboundMail, ctx: Lookups) -> Match | str:
     """In-Reply-To, then References newest first, against mails we received or sent."""
     candidates = [("In-Reply-To", mail.thread.in_reply_to)] if mail.thread.in_reply_to else []
     candidates += [("References", ref) for ref in reversed(mail.thread.references)]
@@ -61,9 +69,9 @@ def _by_headers(mail: InboundMail, ctx: Context) -> Match | str:
     return "In-Reply-To/References: no known Message-ID" if candidates else "no In-Reply-To/References"
 
 
-def _subject_key(subject: str, ctx: Context) -> str | None:
+def _subject_key(subject: str, ctx: Lookups) -> str | None:
     """The leftmost key of this link's project, or of its tracking token ([CRM:0001234])."""
-    project = ctx.project_key
+    project = ctx.requests.project_key
     for key in issue_keys_in(subject):
         if key.rsplit("-", 1)[0] == project:
             return key
@@ -77,16 +85,16 @@ def _subject_key(subject: str, ctx: Context) -> str | None:
 
 def _involved(mail: InboundMail, info: RequestInfo) -> bool:
     sender = mail.sender.address.lower() if mail.sender else ""
-    return sender == (info.reporter_email or "").lower() or sender in info.participant_emails
+    return sender in info.people
 
 
-def _by_subject_key(mail: InboundMail, ctx: Context) -> Match | str:
+def _by_subject_key(mail: InboundMail, ctx: Lookups) -> Match | str:
     """An issue key of this project in the subject, if the request exists and the sender may comment."""
     key = _subject_key(mail.subject, ctx)
     if key is None:
         return "no issue key of this project in the subject"
-    info = ctx.request(key)
-    if info is None or info.project_key != ctx.project_key:
+    info = ctx.requests.request(key)
+    if info is None or info.project_key != ctx.requests.project_key:
         return f"subject key {key}: no such request"
     if _involved(mail, info):
         return Match(key, f"subject key {key}, sender is reporter or participant")
@@ -95,11 +103,11 @@ def _by_subject_key(mail: InboundMail, ctx: Context) -> Match | str:
     return f"subject key {key} ignored (sender not involved)"
 
 
-def _by_thread_index(mail: InboundMail, ctx: Context) -> Match | str:
+def _by_thread_index(mail: InboundMail, ctx: Lookups) -> Match | str:
     conversation = conversation_id(mail.thread.thread_index)
     if conversation is None:
         return "no Thread-Index"
-    key = ctx.store.conversation_issue(ctx.link.id, conversation)
+    key = ctx.threads.conversation_issue(conversation)
     if key is None:
         return "Thread-Index: no match"
     return Match(key, f"Thread-Index conversation {conversation[:12]}... = conversation of {key}")
@@ -120,7 +128,7 @@ def mail_addresses(mail: InboundMail) -> set[str]:
     return {p.address.lower() for p in people}
 
 
-def _by_smart_match(mail: InboundMail, ctx: Context) -> Match | str:
+def _by_smart_match(mail: InboundMail, ctx: Lookups) -> Match | str:
     """Same normalised subject and enough shared addresses as a recent mail of a request."""
     settings = ctx.link.smart_match
     if not settings.enabled:
@@ -130,7 +138,7 @@ def _by_smart_match(mail: InboundMail, ctx: Context) -> Match | str:
         return "smart match: empty subject"
     addresses = mail_addresses(mail) - ctx.link.own_addresses
     since = datetime.now(timezone.utc) - timedelta(days=settings.window_days)
-    for key, earlier_words, earlier_addresses in ctx.store.recent_subjects(ctx.link.id, since):
+    for key, earlier_words, earlier_addresses in ctx.threads.recent_subjects(since):
         differing = sum(a != b for a, b in zip(words, earlier_words)) + abs(len(words) - len(earlier_words))
         shared = len(addresses & earlier_addresses)
         if differing <= settings.hash_delta_subject_count and shared >= settings.hash_min_address_count:
@@ -142,7 +150,7 @@ def _by_smart_match(mail: InboundMail, ctx: Context) -> Match | str:
 RULES: tuple[Rule, ...] = (_by_headers, _by_subject_key, _by_thread_index, _by_smart_match)
 
 
-def find_request(mail: InboundMail, ctx: Context) -> tuple[Match | None, list[str]]:
+def find_request(mail: InboundMail, ctx: Lookups) -> tuple[Match | None, list[str]]:
     """The first rule that finds a request, and the notes of the rules tried before it."""
     notes: list[str] = []
     for rule in RULES:
@@ -161,7 +169,7 @@ def _resolved_long_ago(info: RequestInfo | None, window_days: int) -> int | None
     return days if days >= window_days else None
 
 
-def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
+def choose_route(mail: InboundMail, verdict: Verdict, ctx: Lookups) -> Route:
     """What the mail means for Jira: ignore it, record a bounce, comment, or a new request."""
     if verdict.kind in (MailKind.AUTO_REPLY, MailKind.LOOP, MailKind.FEEDBACK_REPORT):
         return Ignore(mail, f"{verdict.kind.value}: {verdict.evidence}")
@@ -172,7 +180,7 @@ def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
         notes.insert(0, verdict.evidence)
     if match is None:
         return NewRequest(mail, "; ".join(notes))
-    info = ctx.request(match.issue_key)
+    info = ctx.requests.request(match.issue_key)
     if info is None:
         notes.append(f"{match.evidence}, but {match.issue_key} no longer exists")
         return NewRequest(mail, "; ".join(notes))
@@ -185,7 +193,7 @@ def choose_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> Route:
     return FollowUp(mail, match.issue_key, match.evidence)
 
 
-def _bounce_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> BounceOf:
+def _bounce_route(mail: InboundMail, verdict: Verdict, ctx: Lookups) -> BounceOf:
     """A bounce belongs to the request its returned original was about: a mail of ours or Jira's."""
     report = verdict.bounce
     original = report.original_message_id if report else None
@@ -196,21 +204,19 @@ def _bounce_route(mail: InboundMail, verdict: Verdict, ctx: Context) -> BounceOf
     return BounceOf(mail, report, None, f"{verdict.evidence}; {reason}")
 
 
-def _request_of_message(message_id: str, ctx: Context) -> Match | None:
+def _request_of_message(message_id: str, ctx: Lookups) -> Match | None:
     """The request a Message-ID belongs to: a mail we received or sent, or Jira's notification about it."""
-    known = ctx.store.known_mail(ctx.link.id, message_id)
+    known = ctx.threads.known_mail(message_id)
     if known:
         return Match(known.issue_key, known.describe())
     issue_id = jira_issue_id(message_id)
-    info = ctx.request(issue_id) if issue_id else None
-    if info and info.project_key == ctx.project_key:
+    info = ctx.requests.request(issue_id) if issue_id else None
+    if info and info.project_key == ctx.requests.project_key:
         return Match(info.key, f"Jira notification about {info.key}")
     return None
 
 
-def remember_for_threading(ctx: Context, mail: InboundMail, issue_key: str, role: str) -> None:
-    """Index a mail of a request by what later replies can match: ids, conversation, subject, people."""
-    ctx.store.remember_mail(ctx.link.id, issue_key, direction="in", role=role, message_id=mail.message_id,
-                            conversation_id=conversation_id(mail.thread.thread_index),
-                            subject_words=subject_words(mail.subject, ctx.link.smart_match),
-                            addresses=mail_addresses(mail))
+def thread_entry(mail: InboundMail, issue_key: str, role: str, smart_match: SmartMatch) -> ThreadEntry:
+    """What the threading index keeps of a mail of a request, so later replies find it."""
+    return ThreadEntry(issue_key, role, mail.message_id, conversation_id(mail.thread.thread_index),
+                       tuple(subject_words(mail.subject, smart_match)), frozenset(mail_addresses(mail)))

@@ -50,6 +50,18 @@ class LedgerRow(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)  # attempts that ended in a bug
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    mailbox_uid: Mapped[str | None] = mapped_column(String(512), nullable=True)  # the copy that was handled
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LeaseRow(Base):
+    """Which process works a link, until when: one poller per link, across processes and machines."""
+
+    __tablename__ = "leases"
+
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class MailIndexRow(Base):

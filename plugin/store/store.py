@@ -7,19 +7,20 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable
 
 from alembic import command
 from alembic.config import Config
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from plugin.domain import Access, Link, MailProtocol, Outcome, OutcomeState, Secret, Security, SmartMatch
+from plugin.domain import Access, KnownMail, Link, MailProtocol, OutcomeState, Secret, Security, SmartMatch
 from plugin.errors import RejectReason
-from plugin.store.models import (ErrorLogRow, LedgerRow, LinkRow, MailIndexRow, ProcessingLogRow, QuarantineRow,
-                           SenderEventRow, UndeliverableRow, utcnow)
+from plugin.store.models import (ErrorLogRow, LeaseRow, LedgerRow, LinkRow, MailIndexRow, ProcessingLogRow,
+                                 QuarantineRow, SenderEventRow, UndeliverableRow, utcnow)
 from plugin.settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -29,6 +30,10 @@ _LINK_COLUMNS = {"id", "name", "protocol", "host", "port", "security", "username
                  "service_desk_id", "request_type_id"}
 
 
+class LeaseLost(Exception):
+    """Another process took over this link; this one stops before writing anything more."""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     state: str  # "pending" until handling finished, then the OutcomeState
@@ -36,25 +41,11 @@ class LedgerEntry:
     attempts: int
     failures: int
     started_at: datetime
+    mailbox_uid: str | None
 
     @property
     def finished(self) -> bool:
         return self.state != PENDING
-
-
-@dataclass(frozen=True, slots=True)
-class KnownMail:
-    """A mail of a request that threading matched, with what it was."""
-
-    issue_key: str
-    direction: str
-    role: str
-    message_id: str | None
-
-    def describe(self) -> str:
-        if self.direction == "out":
-            return f"our mail about {self.issue_key}"
-        return f"mail that {'created' if self.role == 'created' else 'commented on'} {self.issue_key}"
 
 
 LOG_FIELDS = ("time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail",
@@ -184,13 +175,44 @@ class Store:
                     folder=row.folder, service_desk_id=row.service_desk_id,
                     request_type_id=row.request_type_id, **options)
 
-    # Ledger --------------------------------------------------------------------------------
-    def _ledger_row(self, s: Session, link_id: int, ledger_id: str) -> LedgerRow | None:
-        return s.scalars(select(LedgerRow).where(LedgerRow.link_id == link_id,
-                                                 LedgerRow.ledger_id == ledger_id)).first()
+    # Leases ------------------------------------------------------------------------------
+    def acquire_lease(self, link_id: int, holder: str, ttl_s: float,
+                      dead: Callable[[str], bool] = lambda holder: False) -> bool:
+        """Take or renew the link's lease; False while another process holds it that is not known dead."""
+        now = utcnow()
+        with self.session() as s, s.begin():
+            row = s.get(LeaseRow, link_id, with_for_update=True)
+            if row is None:
+                s.add(LeaseRow(link_id=link_id, holder=holder, expires_at=now + timedelta(seconds=ttl_s)))
+                try:
+                    s.flush()
+                except IntegrityError:  # another process inserted it first
+                    return False
+                return True
+            if row.holder != holder and _aware(row.expires_at) > now and not dead(row.holder):
+                return False
+            row.holder, row.expires_at = holder, now + timedelta(seconds=ttl_s)
+            return True
 
-    def _ledger_row_to_write(self, s: Session, link_id: int, ledger_id: str) -> LedgerRow:
-        row = self._ledger_row(s, link_id, ledger_id)
+    def release_lease(self, link_id: int, holder: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(LeaseRow).where(LeaseRow.link_id == link_id, LeaseRow.holder == holder))
+
+    @staticmethod
+    def check_lease(s: Session, link_id: int, holder: str | None) -> None:
+        """Fencing: a writer whose lease another process took must not write."""
+        if holder is None:
+            return
+        row = s.get(LeaseRow, link_id)
+        if row is None or row.holder != holder:
+            raise LeaseLost(f"link {link_id} is now worked by {row.holder if row else 'nobody'}")
+
+    # Ledger --------------------------------------------------------------------------------
+    @staticmethod
+    def ledger_row(s: Session, link_id: int, ledger_id: str) -> LedgerRow:
+        """The mail's ledger row, new when the mail was never seen."""
+        row = s.scalars(select(LedgerRow).where(LedgerRow.link_id == link_id,
+                                                LedgerRow.ledger_id == ledger_id)).first()
         if row is None:
             row = LedgerRow(link_id=link_id, ledger_id=ledger_id, state=PENDING, attempts=0, failures=0)
             s.add(row)
@@ -198,69 +220,35 @@ class Store:
 
     def ledger_entry(self, link_id: int, ledger_id: str) -> LedgerEntry | None:
         with self.session() as s:
-            row = self._ledger_row(s, link_id, ledger_id)
-            return None if row is None else LedgerEntry(row.state, row.issue_key, row.attempts, row.failures,
-                                                        _aware(row.started_at))
+            row = s.scalars(select(LedgerRow).where(LedgerRow.link_id == link_id,
+                                                    LedgerRow.ledger_id == ledger_id)).first()
+            return None if row is None else _entry(row)
 
-    def begin(self, link_id: int, ledger_id: str) -> LedgerEntry:
-        """Record that handling starts, before Jira is touched; a second start means a retry."""
+    def begin(self, link_id: int, ledger_id: str, holder: str | None) -> LedgerEntry | None:
+        """Record that an attempt starts, before Jira is touched; returns what earlier attempts left."""
         with self.session() as s, s.begin():
-            row = self._ledger_row_to_write(s, link_id, ledger_id)
-            row.attempts += 1
-            s.flush()
-            return LedgerEntry(row.state, row.issue_key, row.attempts, row.failures, _aware(row.started_at))
+            self.check_lease(s, link_id, holder)
+            row = self.ledger_row(s, link_id, ledger_id)
+            earlier = _entry(row) if row.attempts else None
+            row.attempts = (row.attempts or 0) + 1
+            row.started_at = utcnow()
+            return earlier
 
-    def note_progress(self, link_id: int, ledger_id: str, issue_key: str) -> None:
-        """Jira has the request; later steps (attachments, participants) resume from here."""
+    def note_issue_key(self, link_id: int, ledger_id: str, issue_key: str) -> None:
+        """Jira has the request but the rest of the mail's work is interrupted: the retry goes on with it."""
         with self.session() as s, s.begin():
-            self._ledger_row(s, link_id, ledger_id).issue_key = issue_key
+            self.ledger_row(s, link_id, ledger_id).issue_key = issue_key
 
     def note_failure(self, link_id: int, ledger_id: str) -> int:
         """Count an attempt that ended in a bug; returns the failures so far."""
         with self.session() as s, s.begin():
-            row = self._ledger_row_to_write(s, link_id, ledger_id)
-            row.failures += 1
+            row = self.ledger_row(s, link_id, ledger_id)
+            row.failures = (row.failures or 0) + 1
             return row.failures
 
-    def finish(self, link_id: int, ledger_id: str, outcome: Outcome) -> None:
-        with self.session() as s, s.begin():
-            row = self._ledger_row_to_write(s, link_id, ledger_id)
-            row.state = outcome.state.value
-            row.issue_key = outcome.issue_key
-            row.finished_at = utcnow()
-
     # Threading index -----------------------------------------------------------------------
-    def remember_mail(self, link_id: int, issue_key: str, *, direction: str, role: str,
-                      message_id: str | None, conversation_id: str | None = None,
-                      subject_words: Iterable[str] = (), addresses: Iterable[str] = ()) -> None:
-        words = " ".join(subject_words)
-        with self.session() as s, s.begin():
-            s.add(MailIndexRow(link_id=link_id, issue_key=issue_key, direction=direction, role=role,
-                               message_id=message_id, conversation_id=conversation_id,
-                               subject_hash=hashlib.sha256(words.encode()).hexdigest() if words else None,
-                               subject_words=words, addresses=" ".join(sorted({a.lower() for a in addresses}))))
-
-    def known_mail(self, link_id: int, message_id: str) -> KnownMail | None:
-        with self.session() as s:
-            row = s.scalars(select(MailIndexRow).where(MailIndexRow.link_id == link_id,
-                                                       MailIndexRow.message_id == message_id)
-                            .order_by(MailIndexRow.id.desc())).first()
-            return KnownMail(row.issue_key, row.direction, row.role, row.message_id) if row else None
-
-    def conversation_issue(self, link_id: int, conversation_id: str) -> str | None:
-        with self.session() as s:
-            return s.scalars(select(MailIndexRow.issue_key).where(
-                MailIndexRow.link_id == link_id, MailIndexRow.conversation_id == conversation_id)
-                .order_by(MailIndexRow.id.desc())).first()
-
-    def recent_subjects(self, link_id: int, since: datetime) -> list[tuple[str, list[str], set[str]]]:
-        """(issue key, subject words, addresses) of mails since a time, newest first."""
-        with self.session() as s:
-            rows = s.execute(select(MailIndexRow.issue_key, MailIndexRow.subject_words, MailIndexRow.addresses)
-                             .where(MailIndexRow.link_id == link_id, MailIndexRow.created_at >= since,
-                                    MailIndexRow.subject_words != "")
-                             .order_by(MailIndexRow.id.desc())).all()
-        return [(key, words.split(), set(addrs.split())) for key, words, addrs in rows]
+    def thread_index(self, link_id: int) -> LinkThreadIndex:
+        return LinkThreadIndex(self, link_id)
 
     # Senders -------------------------------------------------------------------------------
     def count_new_requests(self, link_id: int, sender: str, window_s: int) -> int:
@@ -270,18 +258,14 @@ class Store:
                 SenderEventRow.link_id == link_id, SenderEventRow.sender == sender.lower(),
                 SenderEventRow.time >= since)) or 0
 
-    def note_new_request(self, link_id: int, sender: str) -> None:
-        with self.session() as s, s.begin():
-            s.add(SenderEventRow(link_id=link_id, sender=sender.lower()))
-
-    def quarantine(self, link_id: int, sender: str) -> None:
-        with self.session() as s, s.begin():
-            row = s.scalars(select(QuarantineRow).where(QuarantineRow.link_id == link_id,
-                                                        QuarantineRow.sender == sender.lower())).first()
-            if row is None:
-                s.add(QuarantineRow(link_id=link_id, sender=sender.lower()))
-            elif row.released:
-                row.released, row.since = False, utcnow()
+    @staticmethod
+    def quarantine(s: Session, link_id: int, sender: str) -> None:
+        row = s.scalars(select(QuarantineRow).where(QuarantineRow.link_id == link_id,
+                                                    QuarantineRow.sender == sender.lower())).first()
+        if row is None:
+            s.add(QuarantineRow(link_id=link_id, sender=sender.lower()))
+        elif row.released:
+            row.released, row.since = False, utcnow()
 
     def is_quarantined(self, link_id: int, sender: str) -> bool:
         with self.session() as s:
@@ -322,30 +306,20 @@ class Store:
             s.execute(delete(LedgerRow).where(LedgerRow.link_id == link_id, LedgerRow.ledger_id.in_(ledger_ids),
                                               LedgerRow.state == OutcomeState.REJECTED.value))
 
-    def mark_undeliverable(self, address: str, status: str | None, issue_key: str | None) -> None:
-        with self.session() as s, s.begin():
-            s.merge(UndeliverableRow(address=address.lower(), status=status, issue_key=issue_key, since=utcnow()))
+    @staticmethod
+    def mark_undeliverable(s: Session, address: str, status: str | None, issue_key: str | None) -> None:
+        s.merge(UndeliverableRow(address=address.lower(), status=status, issue_key=issue_key, since=utcnow()))
 
-    def clear_undeliverable(self, address: str) -> None:
-        with self.session() as s, s.begin():
-            s.execute(delete(UndeliverableRow).where(UndeliverableRow.address == address.lower()))
+    @staticmethod
+    def clear_undeliverable(s: Session, address: str) -> None:
+        s.execute(delete(UndeliverableRow).where(UndeliverableRow.address == address.lower()))
 
     def is_undeliverable(self, address: str) -> bool:
         with self.session() as s:
             return s.get(UndeliverableRow, address.lower()) is not None
 
     # Processing and error logs -------------------------------------------------------------
-    def log_outcome(self, link: Link, outcome: Outcome, *, message_id: str | None, sender: str | None,
-                    subject: str | None, raw: bytes | None = None) -> None:
-        raw_path = self._keep_raw(raw) if raw is not None else None
-        with self.session() as s, s.begin():
-            s.add(ProcessingLogRow(link_id=link.id, link_name=link.name, message_id=message_id, sender=sender,
-                                   subject=subject, outcome=outcome.state.value,
-                                   reason=outcome.reason.value if outcome.reason else None,
-                                   issue_key=outcome.issue_key, detail=outcome.detail,
-                                   evidence=outcome.evidence, raw_path=raw_path))
-
-    def _keep_raw(self, raw: bytes) -> str:
+    def keep_raw(self, raw: bytes) -> str:
         """Keep a mail we did not turn into Jira content, so an admin can download it."""
         folder = self.settings.data_dir / "mail"
         folder.mkdir(parents=True, exist_ok=True)
@@ -389,3 +363,37 @@ class Store:
             removed = s.execute(delete(ProcessingLogRow).where(ProcessingLogRow.time < cutoff)).rowcount
             removed += s.execute(delete(ErrorLogRow).where(ErrorLogRow.time < cutoff)).rowcount
         return removed
+
+
+def _entry(row: LedgerRow) -> LedgerEntry:
+    return LedgerEntry(row.state, row.issue_key, row.attempts or 0, row.failures or 0, _aware(row.started_at),
+                       row.mailbox_uid)
+
+
+class LinkThreadIndex:
+    """The threading index of one link, as route.lookups.ThreadIndex."""
+
+    def __init__(self, store: Store, link_id: int) -> None:
+        self._store, self._link_id = store, link_id
+
+    def known_mail(self, message_id: str) -> KnownMail | None:
+        with self._store.session() as s:
+            row = s.scalars(select(MailIndexRow).where(MailIndexRow.link_id == self._link_id,
+                                                       MailIndexRow.message_id == message_id)
+                            .order_by(MailIndexRow.id.desc())).first()
+            return KnownMail(row.issue_key, row.direction, row.role) if row else None
+
+    def conversation_issue(self, conversation_id: str) -> str | None:
+        with self._store.session() as s:
+            return s.scalars(select(MailIndexRow.issue_key).where(
+                MailIndexRow.link_id == self._link_id, MailIndexRow.conversation_id == conversation_id)
+                .order_by(MailIndexRow.id.desc())).first()
+
+    def recent_subjects(self, since: datetime) -> list[tuple[str, list[str], set[str]]]:
+        """(issue key, subject words, addresses) of mails since a time, newest first."""
+        with self._store.session() as s:
+            rows = s.execute(select(MailIndexRow.issue_key, MailIndexRow.subject_words, MailIndexRow.addresses)
+                             .where(MailIndexRow.link_id == self._link_id, MailIndexRow.created_at >= since,
+                                    MailIndexRow.subject_words != "")
+                             .order_by(MailIndexRow.id.desc())).all()
+        return [(key, words.split(), set(addrs.split())) for key, words, addrs in rows]

@@ -239,6 +239,7 @@ class FakeComment:
     public: bool
     author: FakeUser
     created: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
 
     @property
     def author_email(self) -> str:
@@ -300,6 +301,7 @@ class Fault:
     remaining: int | None     # None: until the outage ends
     path: str | None          # regex the whole path must match
     method: str | None
+    lost: bool = False        # Jira does the work; the answer is lost on the way back
 
     def matches(self, request: Request) -> bool:
         return ((self.method is None or self.method == request.method)
@@ -335,6 +337,7 @@ class Incoming:
 
 _JQL_STRING = r'"((?:[^"\\]|\\.)*)"'
 _JQL_LEDGER = re.compile(rf"project = {_JQL_STRING} AND issue\.property\[jsm-mail\]\.ledger = {_JQL_STRING}")
+_JQL_TEXT = re.compile(rf"project = {_JQL_STRING} AND description ~ {_JQL_STRING}")
 _JQL_REPORTER = re.compile(rf"project = {_JQL_STRING} AND reporter = {_JQL_STRING} AND created >= "
                            rf'"(\d{{4}}-\d{{2}}-\d{{2}})" ORDER BY created ASC')
 
@@ -348,6 +351,10 @@ def _jql_filter(jql: str) -> Callable[[FakeRequest], bool]:
     if match := _JQL_LEDGER.fullmatch(jql):
         project, key = map(_unquote, match.groups())
         return lambda r: r.desk.project_key == project and key in r.ledger
+    if match := _JQL_TEXT.fullmatch(jql):
+        project, word = map(_unquote, match.groups())
+        # Jira's text search matches whole words; punctuation (wiki markup braces) separates them.
+        return lambda r: r.desk.project_key == project and word in re.findall(r"[0-9A-Za-z]+", r.description)
     if match := _JQL_REPORTER.fullmatch(jql):
         project, account, day = _unquote(match[1]), _unquote(match[2]), match[3]
         since = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
@@ -472,9 +479,11 @@ class FakeJira:
         self.customer_creation_allowed = False
 
     def fail_next(self, count: int = 1, *, status: int = 503, retry_after: int | str | None = None,
-                  path: str | None = None, method: str | None = None) -> None:
-        """The next `count` calls (matching `path` regex and `method`, if given) answer `status`."""
-        self.faults.append(Fault(status, None if retry_after is None else str(retry_after), count, path, method))
+                  path: str | None = None, method: str | None = None, lost: bool = False) -> None:
+        """The next `count` calls (matching `path` regex and `method`, if given) answer `status`;
+        with `lost`, Jira has done what was asked before the error comes back (a timed-out POST)."""
+        self.faults.append(Fault(status, None if retry_after is None else str(retry_after), count, path, method,
+                                 lost))
 
     def start_outage(self, status: int = 503) -> None:
         """Every call answers `status` until `end_outage`."""
@@ -505,9 +514,12 @@ class FakeJira:
                 return self._respond(None, Reply(404, {"errorMessages": [str(violation)]}))
             problems, body = self._check_request(op, path_params, request)
             self.violations += [f"{request.method} {request.path}: {p}" for p in problems]
-            reply = self._fault_reply(request) or self._reply(op, Incoming(op, path_params, request.args, body,
-                                                                           request), problems)
-            return self._respond(op, reply)
+            fault = self._fault_reply(request)
+            if fault is None or fault[1]:
+                reply = self._reply(op, Incoming(op, path_params, request.args, body, request), problems)
+                if fault is None:
+                    return self._respond(op, reply)
+            return self._respond(op, fault[0])
 
     def _check_request(self, op: Operation, path_params: dict[str, str], request: Request) -> tuple[list[str], Any]:
         problems = self.contract.check_parameters(op, path_params, request.args)
@@ -539,7 +551,7 @@ class FakeJira:
             problems.append("multipart upload without X-Atlassian-Token: no-check")
         return problems
 
-    def _fault_reply(self, request: Request) -> Reply | None:
+    def _fault_reply(self, request: Request) -> tuple[Reply, bool] | None:
         fault = next((f for f in self.faults if f.matches(request)), None)
         if fault is None:
             return None
@@ -549,7 +561,7 @@ class FakeJira:
                 self.faults.remove(fault)
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         body = {"errorMessages": [f"Injected by fake_jira: {fault.status}"]}
-        return Reply(fault.status, body, headers, unchecked=True)
+        return Reply(fault.status, body, headers, unchecked=True), fault.lost
 
     def _reply(self, op: Operation, incoming: Incoming, problems: list[str]) -> Reply:
         if not self._authorised(incoming.request):
@@ -686,6 +698,10 @@ class FakeJira:
                         "name": request.desk.name, "projectTypeKey": "service_desk"},
             "resolutiondate": _jira_time(request.resolved_at) if done else None,
             "statuscategorychangedate": _jira_time(request.resolved_at or request.created),
+            "attachment": [{"self": f"{self.url}/rest/api/2/attachment/{a.id}", "id": a.id, "filename": a.filename,
+                            "size": len(a.data), "mimeType": a.mime_type,
+                            "content": f"{self.url}/rest/api/2/attachment/content/{a.id}"}
+                           for a in request.attachments],
             "status": {"self": f"{self.url}/rest/api/2/status/1", "id": "1",
                        "name": "Resolved" if done else "Waiting for support", "statusCategory": category},
         }
@@ -763,6 +779,39 @@ class FakeJira:
         if not body["isLast"]:
             body["nextPageToken"] = str(start + limit)
         return Reply(200, body)
+
+    def _platform_comment(self, comment: FakeComment, request: FakeRequest, expand: set[str]) -> dict:
+        bean = {"self": f"{self.url}/rest/api/2/issue/{request.id}/comment/{comment.id}", "id": comment.id,
+                "author": {k: v for k, v in self._platform_user(comment.author).items() if k != "locale"},
+                "body": comment.body, "created": comment.created.isoformat(timespec="milliseconds"),
+                "updated": comment.created.isoformat(timespec="milliseconds"),
+                "jsdPublic": comment.public}
+        if "properties" in expand:
+            bean["properties"] = [{"key": k, "value": v} for k, v in comment.properties.items()]
+        return bean
+
+    def _op_addComment(self, incoming: Incoming) -> Reply:
+        request = self._issue(incoming.path["issueIdOrKey"])
+        body = incoming.body.get("body")
+        if not isinstance(body, str) or not body.strip():
+            raise Refusal(400, "Comment body can not be empty!")
+        properties = {p["key"]: p["value"] for p in incoming.body.get("properties", [])}
+        # JSM: a platform comment is public unless sd.public.comment says internal (research section 2).
+        public = not (properties.get("sd.public.comment") or {}).get("internal", False)
+        comment = self._new_comment(request, body, public, self.bot)
+        comment.properties = properties
+        return Reply(201, self._platform_comment(comment, request, set()))
+
+    def _op_getComments(self, incoming: Incoming) -> Reply:
+        request = self._issue(incoming.path["issueIdOrKey"])
+        comments = list(request.comments)
+        if incoming.args.get("orderBy", "created").lstrip("+") != "created":
+            comments.reverse()
+        start, limit = int(incoming.args.get("startAt", 0)), int(incoming.args.get("maxResults", 5000))
+        expand = {e for value in incoming.args.getlist("expand") for e in value.split(",")}
+        page = comments[start:start + limit]
+        return Reply(200, {"startAt": start, "maxResults": limit, "total": len(comments),
+                           "comments": [self._platform_comment(c, request, expand) for c in page]})
 
     def _op_linkIssues(self, incoming: Incoming) -> Reply:
         name = incoming.body["type"].get("name")
@@ -854,7 +903,13 @@ class FakeJira:
         return Reply(201, self._request_dto(request))
 
     def _op_getCustomerRequestByIdOrKey(self, incoming: Incoming) -> Reply:
-        return Reply(200, self._request_dto(self._issue(incoming.path["issueIdOrKey"])))
+        request = self._issue(incoming.path["issueIdOrKey"])
+        dto = self._request_dto(request)
+        expand = {e for value in incoming.args.getlist("expand") for e in value.split(",")}
+        if "participant" in expand:
+            dto["participants"] = self._paged(incoming, [self._user_dto(u) for u in request.participants],
+                                              incoming.request.path)
+        return Reply(200, dto)
 
     def _op_getRequestParticipants(self, incoming: Incoming) -> Reply:
         request = self._issue(incoming.path["issueIdOrKey"])

@@ -66,7 +66,8 @@ def test_link_test_button_reports_mailbox_and_request_type(client, auth, service
 
 
 def test_quarantined_sender_is_listed_and_released(client, auth, service):
-    service.store.quarantine(service.link.id, "storm@example.org")
+    with service.store.session() as s, s.begin():
+        service.store.quarantine(s, service.link.id, "storm@example.org")
     assert "storm@example.org" in client.get("/admin/", headers=auth).get_data(as_text=True)
 
     client.post("/admin/quarantine/release", data={"link": service.link.name, "sender": "storm@example.org"},

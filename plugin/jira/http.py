@@ -1,0 +1,103 @@
+"""One small HTTP layer under every Jira call: authentication, JSON, and errors in the product's terms."""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from plugin.domain import Secret
+from plugin.errors import MailRejected, RejectReason, RetryLater
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_S = 60.0
+CONFIG_RETRY_S = 300.0  # a credentials or settings problem: someone has to fix it first
+_HTML = re.compile(r"^\s*<(!doctype|html)", re.IGNORECASE)
+
+
+class JiraAnswered(Exception):
+    """Jira answered with an error status that a caller may want to handle itself."""
+
+    def __init__(self, status: int, error: Exception) -> None:
+        super().__init__(status)
+        self.status = status
+        self.error = error
+
+
+class JiraHttp:
+    """Calls Jira's REST APIs as the API user (email + API token, basic auth) on one kept session."""
+
+    def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._session = requests.Session()
+        self._session.auth = (email, api_token.reveal())
+        self._session.headers.update({"Accept": "application/json", "X-Atlassian-Token": "no-check"})
+
+    def __repr__(self) -> str:
+        return f"JiraHttp(url={self.url!r})"
+
+    def call(self, method: str, path: str, *, none_on: tuple[int, ...] = (), **kwargs: Any) -> Any:
+        """The JSON body ({} when empty), or None when Jira answers a status in `none_on`."""
+        what = f"{method} {path.split('?')[0]}"
+        try:
+            response = self._session.request(method, self.url + path, timeout=self._timeout_s, **kwargs)
+        except requests.RequestException as error:
+            raise RetryLater(f"Jira unreachable on {what}: {type(error).__name__}", DEFAULT_RETRY_S) from None
+        log.debug("jira %s -> %s", what, response.status_code)
+        if response.status_code >= 400:
+            if response.status_code in none_on:
+                return None
+            raise error_for(response, what)
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            raise RetryLater(f"Jira answered {what} with something that is not JSON", DEFAULT_RETRY_S) from None
+
+
+def error_for(response: requests.Response, what: str) -> Exception:
+    """429/5xx and auth problems: retry later; other 4xx: Jira refuses this mail's content."""
+    status = response.status_code
+    message = _message(response)
+    if status == 429 or status >= 500:
+        return RetryLater(f"Jira answered {status} to {what}: {message}", retry_after_s(response))
+    if status in (401, 403):
+        return RetryLater(f"Jira authentication/permission problem ({status}) on {what}: {message}. "
+                          "Check the API user's email, token and project permissions.", CONFIG_RETRY_S)
+    return MailRejected(RejectReason.JIRA_REFUSED, f"Jira refused {what} ({status}): {message}")
+
+
+def _message(response: requests.Response) -> str:
+    """Jira's own error text; never the raw body of a proxy's HTML page, never request headers."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "an HTML error page (not from Jira itself)" if _HTML.match(response.text or "") else "no message"
+    if not isinstance(body, dict):
+        return "no message"
+    parts = list(body.get("errorMessages") or [])
+    parts += [f"{k}: {v}" for k, v in (body.get("errors") or {}).items()]
+    if body.get("errorMessage"):
+        parts.append(str(body["errorMessage"]))
+    return "; ".join(map(str, parts))[:500] or "no message"
+
+
+def retry_after_s(response: requests.Response) -> float:
+    """RFC 9110 section 10.2.3: Retry-After is delay-seconds or an HTTP-date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return DEFAULT_RETRY_S
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_S
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
