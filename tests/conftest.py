@@ -2,6 +2,9 @@
 service wired to them (settings -> store -> Jira gateway -> one polling round)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +71,18 @@ def service(settings, store, mail_account) -> Service:
     link = store.add_link(mail_account.link(address="support@example.test"))
     jira = RestJira(settings.jira_url, settings.jira_email, settings.jira_api_token, settings.jira_timeout_s)
     return Service(settings, store, jira, link)
+
+
+@pytest.fixture
+def env(settings, tmp_path) -> dict[str, str]:
+    """The environment of a `jsm-mail` subprocess that works on the same data dir and fake Jira."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("JSM_MAIL_")},
+            "JSM_MAIL_DATA_DIR": str(settings.data_dir), "JSM_MAIL_JIRA_URL": settings.jira_url,
+            "JSM_MAIL_JIRA_EMAIL": settings.jira_email,
+            "JSM_MAIL_JIRA_API_TOKEN": settings.jira_api_token.reveal(),
+            "JSM_MAIL_JIRA_INDEX_LAG_S": "0", "JSM_MAIL_ENV_FILE": str(tmp_path / "no.env")}
+
+
+def jsm_mail(env: dict[str, str], *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plugin.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout_s)

@@ -11,26 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MAIL_DIR, mail_file
+from tests.conftest import MAIL_DIR, jsm_mail, mail_file
 
 INSPECT_KEYS = ["file", "message_id", "from", "reply_to", "to", "cc", "subject", "date", "kind", "reason",
                 "summary", "description", "body_text", "reply_text", "attachments", "bounce", "thread",
                 "charset_repaired"]
 LOG_KEYS = {"time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail", "evidence"}
-
-
-@pytest.fixture
-def env(settings, tmp_path):
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("JSM_MAIL_")},
-            "JSM_MAIL_DATA_DIR": str(settings.data_dir), "JSM_MAIL_JIRA_URL": settings.jira_url,
-            "JSM_MAIL_JIRA_EMAIL": settings.jira_email,
-            "JSM_MAIL_JIRA_API_TOKEN": settings.jira_api_token.reveal(),
-            "JSM_MAIL_JIRA_INDEX_LAG_S": "0", "JSM_MAIL_ENV_FILE": str(tmp_path / "no.env")}
-
-
-def jsm_mail(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "plugin.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
 
 
 def test_links_add_stores_the_password_encrypted_and_never_prints_it(env, mail_account, settings):
