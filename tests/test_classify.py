@@ -168,7 +168,7 @@ def test_message_id_of_own_domain_is_a_loop() -> None:
     ("X-Autoreply: yes", "x-autoreply: yes"),
     ("X-Autorespond: Out of office", "x-autorespond: out of office"),
     ("Precedence: bulk", "precedence: bulk"),
-    ("X-MS-Exchange-Generated-Message-Source: Auto Responder", 
+    ("X-MS-Exchange-Generated-Message-Source: Auto Responder",
      "x-ms-exchange-generated-message-source: Auto Responder"),
 ])
 def test_autoresponder_headers(headers: str, evidence: str) -> None:

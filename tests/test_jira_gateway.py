@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -131,12 +131,12 @@ def test_internal_comment_without_ledger_key(gateway, fake_jira):
 def test_request_info_names_reporter_participants_and_resolution(gateway, fake_jira):
     seeded = fake_jira.add_request("Old", reporter_email="taro@example.jp", participants=("cc@example.com",))
     assert gateway.request(seeded.key).resolved_at is None
-    resolved = fake_jira.resolve(seeded.key, at=datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc))
+    resolved = fake_jira.resolve(seeded.key, at=datetime(2024, 1, 5, 10, 0, tzinfo=UTC))
     info = gateway.request(seeded.key)
     assert (info.key, info.id, info.project_key, info.reporter_email) == (seeded.key, resolved.id, "SD",
                                                                           "taro@example.jp")
     assert info.participant_emails == {"cc@example.com"}
-    assert info.resolved_at == datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc)
+    assert info.resolved_at == datetime(2024, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def test_request_that_does_not_exist_is_none(gateway):
@@ -164,7 +164,7 @@ def test_issues_are_linked(gateway, fake_jira):
 
 
 def test_requests_by_reporter_since_recovers_an_untagged_request(gateway, fake_jira, customer):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     fake_jira.add_request("Long ago", reporter_email="taro@example.jp", created=now - timedelta(days=3))
     recent = fake_jira.add_request("Printer on fire", reporter_email="taro@example.jp", created=now)
     fake_jira.add_request("Someone else's", reporter_email="ann@example.com", created=now)
@@ -185,7 +185,7 @@ def test_503_on_create_is_retry_later_and_creates_nothing(gateway, fake_jira, cu
 
 def test_request_left_untagged_by_a_failure_is_found_by_its_reporter(gateway, fake_jira, customer):
     fake_jira.fail_next(status=503, path="/rest/api/2/issue/SD-1/properties/jsm-mail", method="PUT")
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     with pytest.raises(RetryLater, match="SD-1 created but not yet tagged"):
         create(gateway, customer.account_id)
     assert gateway.find_by_ledger_key(PROJECT_KEY, "support:abc@example.jp") is None
@@ -201,7 +201,7 @@ def test_429_honours_retry_after_seconds(gateway, fake_jira):
 
 
 def test_429_honours_retry_after_http_date(gateway, fake_jira):
-    fake_jira.fail_next(status=429, retry_after=format_datetime(datetime.now(timezone.utc) + timedelta(seconds=90),
+    fake_jira.fail_next(status=429, retry_after=format_datetime(datetime.now(UTC) + timedelta(seconds=90),
                                                                 usegmt=True))
     with pytest.raises(RetryLater) as caught:
         gateway.server_title()

@@ -8,7 +8,7 @@ import hashlib
 import html
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -306,7 +306,7 @@ def test_recipient_placeholders_and_groups_are_not_addresses() -> None:
 def test_bad_date_is_none_and_minus_zero_zone_is_utc() -> None:
     assert parse_bytes(b"From: a@example.com\nDate: yesterday-ish\n\nx").date is None
     assert parse_bytes(b"From: a@example.com\nDate: Fri, 5 Jan 2024 10:00:00 -0000\n\nx").date == \
-        datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc)
+        datetime(2024, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def test_thirty_megabyte_mail_parses_quickly() -> None:

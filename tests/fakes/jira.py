@@ -14,10 +14,11 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator, oas30_format_checker
@@ -350,7 +351,7 @@ def _jql_filter(jql: str) -> Callable[[FakeRequest], bool]:
         return lambda r: r.desk.project_key == project and key in r.ledger
     if match := _JQL_REPORTER.fullmatch(jql):
         project, account, day = _unquote(match[1]), _unquote(match[2]), match[3]
-        since = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        since = datetime.fromisoformat(day).replace(tzinfo=UTC)
         return lambda r: r.desk.project_key == project and r.reporter.account_id == account and r.created >= since
     raise Refusal(400, f"Error in the JQL Query: the fake Jira does not understand {jql!r}")
 
@@ -464,7 +465,7 @@ class FakeJira:
     def resolve(self, key: str, at: datetime | None = None) -> FakeRequest:
         """Move the request to Done with a resolution date."""
         request = self.issues[key]
-        request.resolved_at = at or datetime.now(timezone.utc)
+        request.resolved_at = at or datetime.now(UTC)
         return request
 
     def forbid_customer_creation(self) -> None:
@@ -597,12 +598,12 @@ class FakeJira:
         number = self._issue_numbers.get(desk.project_key, 0) + 1
         self._issue_numbers[desk.project_key] = number
         request = FakeRequest(f"{desk.project_key}-{number}", str(next(self._ids)), desk, request_type_id,
-                              summary, description, reporter, created or datetime.now(timezone.utc))
+                              summary, description, reporter, created or datetime.now(UTC))
         self.issues[request.key] = request
         return request
 
     def _new_comment(self, request: FakeRequest, body: str, public: bool, author: FakeUser) -> FakeComment:
-        comment = FakeComment(str(next(self._ids)), body, public, author, datetime.now(timezone.utc))
+        comment = FakeComment(str(next(self._ids)), body, public, author, datetime.now(UTC))
         request.comments.append(comment)
         return comment
 
@@ -707,7 +708,7 @@ class FakeJira:
     # ------------------------------------------------------------ platform operations
 
     def _op_getServerInfo(self, incoming: Incoming) -> Reply:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # The spec's example omits deploymentType; the jira client needs "Cloud" (research 3.2).
         return Reply(200, {"baseUrl": self.url, "displayUrl": self.url, "version": "1001.0.0-SNAPSHOT",
                            "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud", "buildNumber": 100287,
