@@ -14,10 +14,11 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import pytest
@@ -310,7 +311,7 @@ class Fault:
 class Reply(NamedTuple):
     status: int
     body: Any = None
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = MappingProxyType({})
     unchecked: bool = False  # an injected fault, or the answer to a call already outside the contract
 
 
@@ -519,11 +520,11 @@ class FakeJira:
         body = None
         if request.get_data():
             if request.mimetype != "application/json":
-                return problems + [f"body sent as {request.mimetype!r}, not application/json"], None
+                return [*problems, f"body sent as {request.mimetype!r}, not application/json"], None
             try:
                 body = json.loads(request.get_data())
             except ValueError:
-                return problems + ["request body is not JSON"], None
+                return [*problems, "request body is not JSON"], None
         for tolerance in TOLERANCES:
             if tolerance.operation_id == op.operation_id and tolerance.applies(body):
                 self.tolerated.append(tolerance.name)
