@@ -304,9 +304,10 @@ def test_bad_date_is_none_and_minus_zero_zone_is_utc() -> None:
 def test_thirty_megabyte_mail_parses_quickly() -> None:
     blob = bytes(range(256)) * (22 * 1024 * 1024 // 256)
     data = _multipart("mixed", [("text/plain", b"big"), ("application/octet-stream", blob)], base64_parts=True)
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     parsed = parse_bytes(data)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert hashlib.md5(parsed.attachments[0].data).digest() == hashlib.md5(blob).digest()
 
 
@@ -477,9 +478,10 @@ def test_html_data_uri_images_are_skipped_quickly() -> None:
     picture = base64.b64encode(bytes(range(256)) * 40000).decode()
     data = (f'From: a@example.com\nContent-Type: text/html\n\n<p>See:</p><img src="data:image/png;base64,'
             f'{picture}"><p>done</p>\n').encode()
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     assert parse_bytes(data).body_text == "See:\n\ndone"
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 def test_thirty_megabyte_mail_with_html_alternative_parses_in_under_a_second() -> None:
@@ -490,7 +492,8 @@ def test_thirty_megabyte_mail_with_html_alternative_parses_in_under_a_second() -
                    "charset=utf-8\n\n" + paragraph + "--CC--").encode()
     data = _multipart("mixed", [(alternative.decode(), b""), ("application/zip", blob)], base64_parts=True)
     assert len(data) > 30 * 1024 * 1024
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     parsed = parse_bytes(data)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert parsed.body_text.startswith("Grüße aus dem Büro") and parsed.attachments[0].size == len(blob)

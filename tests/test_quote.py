@@ -245,9 +245,10 @@ def test_pathological_lines_do_not_backtrack(text: str, reply: str | None) -> No
 
 def test_one_megabyte_body_is_fast() -> None:
     body = "On a line: " + ("word " * 40 + "\n> quoted: text\n") * 4000
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     reply_text(body, "<div>" + "<p>text</p>" * 20000 + "</div>")
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
 
 
 # talon keeps "Sent from my iPhone" in its reply; the product removes mobile signatures.
@@ -278,10 +279,11 @@ def test_talon_corpus_reply(case: CorpusCase) -> None:
 
 @pytest.mark.parametrize("case", corpus_cases("email-reply-parser"), ids=str)
 def test_email_reply_parser_corpus_reply(case: CorpusCase) -> None:
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     reply = _corpus_reply(case)
     expect = case.expect
-    assert time.perf_counter() - started < expect.get("max_seconds", 5)
+    assert time.process_time() - started < expect.get("max_seconds", 5)
     if "visible_text" in expect:
         assert reply == expect["visible_text"].strip()
     if expect.get("fragment_count") == 1:
