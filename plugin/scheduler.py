@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -23,7 +23,7 @@ def poll_job(scheduler: BackgroundScheduler, runtime: Runtime, link_id: int) -> 
         log.info("poll %s", report)
     if report.retry_after_s and report.retry_after_s > runtime.settings.poll_interval_s:
         # Honour Retry-After (Jira's rate limit, a locked-out mailbox) instead of the usual interval.
-        scheduler.modify_job(f"poll:{link_id}", next_run_time=datetime.now(timezone.utc)
+        scheduler.modify_job(f"poll:{link_id}", next_run_time=datetime.now(UTC)
                              + timedelta(seconds=report.retry_after_s))
 
 
@@ -37,7 +37,7 @@ def sync_jobs(scheduler: BackgroundScheduler, runtime: Runtime) -> None:
         if scheduler.get_job(job_id) is None:
             scheduler.add_job(poll_job, "interval", args=(scheduler, runtime, link.id), id=job_id,
                               name=f"poll {link.name}", seconds=runtime.settings.poll_interval_s,
-                              max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
+                              max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -28,7 +29,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def _persisted_secret(path: Path, make: callable) -> str:
+def _persisted_secret(path: Path, make: Callable[[], str]) -> str:
     """A value generated once into the data dir, readable only by its owner."""
     if path.is_file():
         return path.read_text(encoding="ascii").strip()
@@ -71,39 +72,44 @@ class Settings:
         return not self.jira_url
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         env = {**_read_dotenv(Path(env.get("JSM_MAIL_ENV_FILE", ".env"))), **env}
-        get = lambda name, default=None: env.get(PREFIX + name) or default  # noqa: E731
+
+        def optional(name: str) -> str | None:
+            return env.get(PREFIX + name) or None  # set but empty counts as unset
+
+        def get(name: str, default: str) -> str:
+            return optional(name) or default
 
         data_dir = Path(get("DATA_DIR", "./var")).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        secret_key = get("SECRET_KEY") or _persisted_secret(
+        secret_key = optional("SECRET_KEY") or _persisted_secret(
             data_dir / "secret.key", lambda: Fernet.generate_key().decode("ascii"))
-        admin_password = get("ADMIN_PASSWORD") or _persisted_secret(
+        admin_password = optional("ADMIN_PASSWORD") or _persisted_secret(
             data_dir / "admin.password", lambda: secrets.token_urlsafe(12))
         return cls(
             data_dir=data_dir,
             database_url=get("DATABASE_URL", f"sqlite:///{data_dir / 'jsm-mail.db'}"),
-            jira_url=get("JIRA_URL"),
-            jira_email=get("JIRA_EMAIL"),
+            jira_url=optional("JIRA_URL"),
+            jira_email=optional("JIRA_EMAIL"),
             jira_api_token=Secret(get("JIRA_API_TOKEN", "")),
             secret_key=Secret(secret_key),
             admin_user=get("ADMIN_USER", "admin"),
             admin_password=Secret(admin_password),
             host=get("HOST", "127.0.0.1"),
-            port=int(get("PORT", 8080)),
-            poll_interval_s=int(get("POLL_INTERVAL_S", 60)),
-            max_size_bytes=int(get("MAX_SIZE_BYTES", 50 * MB)),
+            port=int(get("PORT", "8080")),
+            poll_interval_s=int(get("POLL_INTERVAL_S", "60")),
+            max_size_bytes=int(get("MAX_SIZE_BYTES", str(50 * MB))),
             processed_label=get("PROCESSED_LABEL", "jsm-processed"),
             rejected_label=get("REJECTED_LABEL", "jsm-rejected"),
-            log_retention_days=int(get("LOG_RETENTION_DAYS", 365)),
-            max_attempts=int(get("MAX_ATTEMPTS", 5)),
-            jira_timeout_s=float(get("JIRA_TIMEOUT_S", 30)),
-            jira_index_lag_s=float(get("JIRA_INDEX_LAG_S", 30)),
-            ca_file=get("CA_FILE"),
-            fault=get("FAULT"),
+            log_retention_days=int(get("LOG_RETENTION_DAYS", "365")),
+            max_attempts=int(get("MAX_ATTEMPTS", "5")),
+            jira_timeout_s=float(get("JIRA_TIMEOUT_S", "30")),
+            jira_index_lag_s=float(get("JIRA_INDEX_LAG_S", "30")),
+            ca_file=optional("CA_FILE"),
+            fault=optional("FAULT"),
         )
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

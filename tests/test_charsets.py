@@ -43,7 +43,8 @@ def test_iso2022jp_with_nec_and_ibm_extensions_decodes(text: str) -> None:
 
 
 def test_plain_iso2022jp_decodes_with_python_codec() -> None:
-    assert decode_text("お世話になっております。".encode("iso2022_jp"), "ISO-2022-JP").text == "お世話になっております。"
+    text = "お世話になっております。"
+    assert decode_text(text.encode("iso2022_jp"), "ISO-2022-JP").text == text
 
 
 def test_shift_jis_label_decodes_cp932_characters() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -131,12 +131,12 @@ def test_internal_comment_is_not_public(gateway, fake_jira):
 def test_request_info_names_reporter_participants_and_resolution(gateway, fake_jira):
     seeded = fake_jira.add_request("Old", reporter_email="taro@example.jp", participants=("cc@example.com",))
     assert gateway.request(seeded.key).resolved_at is None
-    resolved = fake_jira.resolve(seeded.key, at=datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc))
+    resolved = fake_jira.resolve(seeded.key, at=datetime(2024, 1, 5, 10, 0, tzinfo=UTC))
     info = gateway.request(seeded.key)
     assert (info.key, info.id, info.project_key, info.reporter_email) == (seeded.key, resolved.id, "SD",
                                                                           "taro@example.jp")
     assert info.participant_emails == {"cc@example.com"}
-    assert info.resolved_at == datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc)
+    assert info.resolved_at == datetime(2024, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def test_request_that_does_not_exist_is_none(gateway):
@@ -191,7 +191,7 @@ def test_429_honours_retry_after_seconds(gateway, fake_jira):
 
 
 def test_429_honours_retry_after_http_date(gateway, fake_jira):
-    fake_jira.fail_next(status=429, retry_after=format_datetime(datetime.now(timezone.utc) + timedelta(seconds=90),
+    fake_jira.fail_next(status=429, retry_after=format_datetime(datetime.now(UTC) + timedelta(seconds=90),
                                                                 usegmt=True))
     with pytest.raises(RetryLater) as caught:
         gateway.server_title()

@@ -8,7 +8,7 @@ import hashlib
 import html
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ import pytest
 from plugin.domain import Address, InboundMail
 from plugin.errors import MailRejected, RejectReason
 from plugin.parse.mail import parse_bytes
-from tests.corpus import CORPUS_DIR, CorpusCase, corpus_cases
+from tests.corpus import CorpusCase, corpus_cases
 
 MAIL_DIR = Path(__file__).parent / "mail"
 ZAMMAD_FIELDS = ("from_email", "from_display_name", "subject", "to", "cc", "body", "attachments")
@@ -77,7 +77,9 @@ def _addresses(value: str) -> set[str]:
 def _zammad_check(case: CorpusCase, field: str, got: InboundMail) -> bool:
     """Whether our parse passes this field the way the score script decides."""
     expect = case.expect
-    address = lambda a: (a or "").lower().rstrip(".")
+
+    def address(a: str | None) -> str:
+        return (a or "").lower().rstrip(".")
     sender = got.sender or Address("", "")
     if field == "from_email":
         return address(sender.address) == address(expect.get("from_email"))
@@ -122,20 +124,9 @@ def test_zammad_corpus_field_matches(case: CorpusCase, field: str) -> None:
 
 
 # --- never raises ----------------------------------------------------------------------------
-
-def _corpus_files() -> list[Path]:
-    skip = {".yml", ".jsonl"}
-    return sorted(p for p in CORPUS_DIR.rglob("*")
-                  if p.is_file() and p.suffix not in skip and not p.name.startswith(("LICENSE", "COPYING")))
-
-
-@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_parse_never_raises_on_corpus_file(path: Path) -> None:
-    try:
-        parse_file(path)
-    except MailRejected as rejected:
-        assert rejected.reason is RejectReason.MALFORMED
-
+# Every corpus mail is parsed and judged against its expectations by test_zammad_corpus_field_matches,
+# tests/test_classify.py (sisimai, flufl-bounce) and tests/test_quote.py (talon); broken variants
+# of them by tests/test_robustness.py.
 
 @pytest.mark.parametrize("data", [b"", b"\n\n", b"\x00\x01\x02\xff" * 64, b"just some words\n"])
 def test_bytes_that_are_no_mail_are_malformed(data: bytes) -> None:
@@ -289,7 +280,8 @@ def test_header_fields() -> None:
 
 
 @pytest.mark.parametrize("header, expected", [
-    ("MAILER-DAEMON (Mail Delivery System) <postmaster@example.com>", Address("MAILER-DAEMON", "postmaster@example.com")),
+    ("MAILER-DAEMON (Mail Delivery System) <postmaster@example.com>",
+     Address("MAILER-DAEMON", "postmaster@example.com")),
     ("MAILER-DAEMON@example.com (Mail Delivery System)", Address("Mail Delivery System", "MAILER-DAEMON@example.com")),
     ("'Jane Roe' <Jane.Roe@Example.com>", Address("Jane Roe", "Jane.Roe@Example.com")),
     ("=?utf-8?B?5bGx55Sw?= =?utf-8?B?5aSq6YOO?= <taro@example.jp>", Address("山田太郎", "taro@example.jp")),
@@ -306,15 +298,16 @@ def test_recipient_placeholders_and_groups_are_not_addresses() -> None:
 def test_bad_date_is_none_and_minus_zero_zone_is_utc() -> None:
     assert parse_bytes(b"From: a@example.com\nDate: yesterday-ish\n\nx").date is None
     assert parse_bytes(b"From: a@example.com\nDate: Fri, 5 Jan 2024 10:00:00 -0000\n\nx").date == \
-        datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc)
+        datetime(2024, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def test_thirty_megabyte_mail_parses_quickly() -> None:
     blob = bytes(range(256)) * (22 * 1024 * 1024 // 256)
     data = _multipart("mixed", [("text/plain", b"big"), ("application/octet-stream", blob)], base64_parts=True)
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     parsed = parse_bytes(data)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert hashlib.md5(parsed.attachments[0].data).digest() == hashlib.md5(blob).digest()
 
 
@@ -343,8 +336,8 @@ def _files(parsed: InboundMail) -> list[tuple[str, str, str, bool, str | None]]:
     ("outlook_tnef_winmail_dat.eml", "Der Drucker im 2. Stock druckt nicht mehr.\n\nGrüße\nJürgen",
      [("winmail.dat", "application/ms-tnef", "5804b4e0b0bbb24502bf9bd426ea1153", False, None)]),
     ("lotus_notes_alternative_boundary_with_spaces.eml",
-     "Guten Tag\n\nSeit heute Morgen kann ich nicht mehr auf Laufwerk P: zugreifen. Die Fehlermeldung "
-     "liegt bei.\n\nFreundliche Grüsse\nHans Meier",
+     ("Guten Tag\n\nSeit heute Morgen kann ich nicht mehr auf Laufwerk P: zugreifen. Die Fehlermeldung "
+     "liegt bei.\n\nFreundliche Grüsse\nHans Meier"),
      [("Fehlermeldung.pdf", "application/pdf", PDF_MD5, False, None)]),
     ("apple_mail_html_split_around_inline_pdf.eml",
      "Hi,\n\nthe invoice is attached below.\n\n\nCan you check the total?\n\nAnna",
@@ -353,13 +346,13 @@ def _files(parsed: InboundMail) -> list[tuple[str, str, str, bool, str | None]]:
      "The display of my laptop looks like this – after the update:\n\nSent from my iPhone",
      [("IMG_0042.jpeg", "image/jpeg", "801863e844bfb8964446cca0d6cde9b0", True, None)]),
     ("gmail_related_inline_image_and_pdf.eml",
-     "Hello,\n\ncheckout fails with this error:\n[image: screenshot.png]\n\nThe receipt is attached.\n\n"
-     "Regards,\nPriya",
+     ("Hello,\n\ncheckout fails with this error:\n[image: screenshot.png]\n\nThe receipt is attached.\n\n"
+     "Regards,\nPriya"),
      [("screenshot.png", "image/png", PNG_MD5, True, "ii_lr1abc0"),
       ("receipt.pdf", "application/pdf", PDF_MD5, False, "f_lr1abc1")]),
     ("mailing_list_footer_part.eml",
-     "After upgrading to 4.2 the login page loops forever.\n\n_______________________________________________\n"
-     "users mailing list\nusers@lists.example.org\nhttps://lists.example.org/mailman/listinfo/users", []),
+     ("After upgrading to 4.2 the login page loops forever.\n\n_______________________________________________\n"
+     "users mailing list\nusers@lists.example.org\nhttps://lists.example.org/mailman/listinfo/users"), []),
     ("outlook_calendar_invite.eml", "Please join the maintenance window on Wednesday.",
      [("attachment-1.ics", "text/calendar", "58e806e2b08e5aace93a0b56446cda70", False, None)]),
     ("forwarded_mail_as_rfc822_attachment.eml", "Both mails are attached.",
@@ -387,12 +380,13 @@ def test_client_mail_body_and_attachments(name: str, body: str, files: list) -> 
 
 @pytest.mark.parametrize("name, body", [
     ("thunderbird_format_flowed_delsp.eml",
-     "Am 11.01.24 um 17:02 schrieb Support:\n"
+     ("Am 11.01.24 um 17:02 schrieb Support:\n"
      "> Does the VPN drop at a fixed time or after a fixed time since you connected?\n\n"
      'It drops exactly sixty minutes after I connect, no matter when I start. The client log says "re-key failed".\n'
      "From then on nothing works until I reconnect.\n\n"
-     "Ein sehr langes Wort: Donaudampfschifffahrtsgesellschaftskapitän.\n\n-- \nKai Lorenz"),
-    ("base64_body_bad_padding_and_line_lengths.eml", "Die Anmeldung schlägt fehl, seit gestern Abend.\nBitte um Rückruf."),
+     "Ein sehr langes Wort: Donaudampfschifffahrtsgesellschaftskapitän.\n\n-- \nKai Lorenz")),
+    ("base64_body_bad_padding_and_line_lengths.eml",
+     "Die Anmeldung schlägt fehl, seit gestern Abend.\nBitte um Rückruf."),
     ("quoted_printable_padded_soft_breaks_lowercase_hex.eml",
      "Le café du 3ème étage ne fonctionne plus depuis ce matin.\nUne ligne très longue coupée en deux."),
     ("eight_bit_body_without_transfer_encoding.eml", "Skriveren på kontoret er ødelagt. Hilsen Øyvind"),
@@ -484,9 +478,10 @@ def test_html_data_uri_images_are_skipped_quickly() -> None:
     picture = base64.b64encode(bytes(range(256)) * 40000).decode()
     data = (f'From: a@example.com\nContent-Type: text/html\n\n<p>See:</p><img src="data:image/png;base64,'
             f'{picture}"><p>done</p>\n').encode()
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     assert parse_bytes(data).body_text == "See:\n\ndone"
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 def test_thirty_megabyte_mail_with_html_alternative_parses_in_under_a_second() -> None:
@@ -497,7 +492,8 @@ def test_thirty_megabyte_mail_with_html_alternative_parses_in_under_a_second() -
                    "charset=utf-8\n\n" + paragraph + "--CC--").encode()
     data = _multipart("mixed", [(alternative.decode(), b""), ("application/zip", blob)], base64_parts=True)
     assert len(data) > 30 * 1024 * 1024
-    started = time.perf_counter()
+    # CPU time: the bound is our code's cost, whatever else shares the machine.
+    started = time.process_time()
     parsed = parse_bytes(data)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert parsed.body_text.startswith("Grüße aus dem Büro") and parsed.attachments[0].size == len(blob)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 from plugin.domain import Access, MailProtocol, Security
 from tests.conftest import mail_file
@@ -145,7 +146,8 @@ def test_mail_without_from_is_rejected_and_kept(service, mail_account, fake_jira
     assert mail_account.flags(uid) >= {SEEN, REJECTED}
     [entry] = service.log()
     assert entry.reason == "missing-from"
-    assert entry.raw_path and open(entry.raw_path, "rb").read() == mail_file("invalid_no_from.eml")
+    assert entry.raw_path
+    assert Path(entry.raw_path).read_bytes() == mail_file("invalid_no_from.eml")
 
 
 def test_mail_without_recipients_is_rejected(service, mail_account, fake_jira):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,7 +130,7 @@ def test_forward_is_a_new_request_linked_to_the_old_one(service, mail_account, f
 
 
 def test_reply_to_a_request_resolved_long_ago_opens_a_linked_request(service, mail_account, fake_jira, original):
-    fake_jira.resolve("SD-1", at=datetime.now(timezone.utc) - timedelta(days=30))
+    fake_jira.resolve("SD-1", at=datetime.now(UTC) - timedelta(days=30))
 
     _, entry = poll_one(service, mail_account, "thread_reply_in_reply_to_gmail.eml")
 
@@ -142,7 +142,7 @@ def test_reply_to_a_request_resolved_long_ago_opens_a_linked_request(service, ma
 
 
 def test_reply_to_a_recently_resolved_request_is_a_comment(service, mail_account, fake_jira, original):
-    fake_jira.resolve("SD-1", at=datetime.now(timezone.utc) - timedelta(days=2))
+    fake_jira.resolve("SD-1", at=datetime.now(UTC) - timedelta(days=2))
 
     _, entry = poll_one(service, mail_account, "thread_reply_in_reply_to_gmail.eml")
 

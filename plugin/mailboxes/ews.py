@@ -14,8 +14,15 @@ from urllib.parse import urlsplit
 
 import requests
 from exchangelib import DELEGATE, Account, Build, Configuration, Credentials, FailFast, Q, Version
-from exchangelib.errors import (EWSError, ErrorItemNotFound, ErrorServerBusy, ErrorTimeoutExpired,
-                                MalformedResponseError, TransportError, UnauthorizedError)
+from exchangelib.errors import (
+    ErrorItemNotFound,
+    ErrorServerBusy,
+    ErrorTimeoutExpired,
+    EWSError,
+    MalformedResponseError,
+    TransportError,
+    UnauthorizedError,
+)
 from exchangelib.folders import SHALLOW, BaseFolder, Folder, FolderCollection
 from exchangelib.items import Item
 from exchangelib.protocol import BaseProtocol
@@ -39,12 +46,13 @@ class CaFileAdapter(requests.adapters.HTTPAdapter):
 
     cafiles: ClassVar[dict[str, str]] = {}  # "scheme://host:port" -> CA file
 
-    def send(self, request: requests.PreparedRequest, *args: Any, verify: bool | str = True,
-             **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         # The link's CA file wins over requests' default bundle (REQUESTS_CA_BUNDLE included); False stays False.
+        # requests.Session.send passes verify by keyword.
+        verify = kwargs.get("verify", True)
         if verify is not False:
-            verify = self.cafiles.get(_origin(request.url or ""), verify)
-        return super().send(request, *args, verify=verify, **kwargs)
+            kwargs["verify"] = self.cafiles.get(_origin(request.url or ""), verify)
+        return super().send(request, *args, **kwargs)
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = CaFileAdapter

@@ -13,8 +13,13 @@ from imapclient.exceptions import LoginError
 
 from plugin.domain import Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
-from plugin.mailboxes.network import (RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, network_errors_as_retry,
-                                       withhold_password)
+from plugin.mailboxes.network import (
+    RETRY_AFTER_CONFIG_S,
+    RETRY_AFTER_S,
+    TIMEOUT_S,
+    network_errors_as_retry,
+    withhold_password,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,8 @@ class ImapMailbox:
         """The header section by BODY.PEEK[HEADER]: who sent a mail too large to download, unread."""
         with _retry_later_on_failure(self.link, f"fetch the headers of mail {ref.uid}"):
             fetched = self._client.fetch([int(ref.uid)], ["BODY.PEEK[HEADER]"])
-        return fetched.get(int(ref.uid), {}).get(b"BODY[HEADER]")
+        header: bytes | None = fetched.get(int(ref.uid), {}).get(b"BODY[HEADER]")
+        return header
 
     def label(self, ref: MailRef, outcome: Outcome) -> None:
         """Mark a finally handled mail read with the processed or rejected keyword; leave the rest."""
@@ -123,12 +129,8 @@ class ImapMailbox:
 
 def test_connection(link: Link, cafile: str | None = None) -> str:
     """Connect, log in and count unhandled mail, for the admin's "test the link" button."""
-    with ImapMailbox.connect(link, cafile=cafile) as mailbox:
-        with _retry_later_on_failure(link, "read the folder status"):
-            return mailbox._summary()
-
-
-test_connection.__test__ = False  # a product function, not a pytest test
+    with ImapMailbox.connect(link, cafile=cafile) as mailbox, _retry_later_on_failure(link, "read the folder status"):
+        return mailbox._summary()
 
 
 def check_keyword(keyword: str) -> None:

@@ -6,6 +6,7 @@ its name listed in the folder's `dovecot-keywords` file, so the same folder can 
 from __future__ import annotations
 
 import mailbox
+import os
 from pathlib import Path
 
 from plugin.domain import Link, MailRef, Outcome, RawMail
@@ -20,7 +21,7 @@ class MaildirMailbox:
         self._letters = self._keyword_letters()
 
     @classmethod
-    def connect(cls, link: Link) -> "MaildirMailbox":
+    def connect(cls, link: Link) -> MaildirMailbox:
         root = Path(link.host)
         try:
             return cls(link, mailbox.Maildir(root, create=True), root)
@@ -48,7 +49,8 @@ class MaildirMailbox:
             if "S" in flags or "T" in flags or flags & ours:
                 continue
             with self._box.get_file(key) as file:
-                refs.append(MailRef(self._link.id, key, file.seek(0, 2)))
+                file.seek(0, os.SEEK_END)  # mailbox._ProxyFile.seek returns None, unlike io's seek
+                refs.append(MailRef(self._link.id, key, file.tell()))
         return refs
 
     def fetch(self, ref: MailRef) -> RawMail:
@@ -75,7 +77,7 @@ class MaildirMailbox:
     def close(self) -> None:
         self._box.close()
 
-    def __enter__(self) -> "MaildirMailbox":
+    def __enter__(self) -> MaildirMailbox:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,13 @@ from contextlib import contextmanager, suppress
 
 from plugin.domain import Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
-from plugin.mailboxes.network import (RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, network_errors_as_retry,
-                                       withhold_password)
+from plugin.mailboxes.network import (
+    RETRY_AFTER_CONFIG_S,
+    RETRY_AFTER_S,
+    TIMEOUT_S,
+    network_errors_as_retry,
+    withhold_password,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import ssl
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from unittest import mock
 from xml.etree import ElementTree as ET
@@ -142,7 +142,7 @@ class FakeEws:
         self.back_off_ms = 30_000
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self._clock = datetime(2026, 1, 6, 9, 0, tzinfo=timezone.utc)
+        self._clock = datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
         root = self._new_folder("root", None, "root")
         top = self._new_folder("Top of Information Store", root.id, "msgfolderroot")
         self._new_folder("Inbox", top.id, "inbox")
@@ -461,8 +461,8 @@ class FakeEws:
                                                   for m in self.messages.values())),
         }
         for name in (f for f in FOLDER_FIELDS if f in fields or f == "folder:FolderId"):
-            if (name == "folder:ParentFolderId" and folder.parent_id is None
-                    or name == "folder:DistinguishedFolderId" and folder.distinguished is None):
+            if ((name == "folder:ParentFolderId" and folder.parent_id is None)
+                    or (name == "folder:DistinguishedFolderId" and folder.distinguished is None)):
                 continue
             append_value(element, name, values[name]())
 

@@ -14,10 +14,12 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Callable, Iterator, NamedTuple
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import pytest
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator, oas30_format_checker
@@ -311,7 +313,7 @@ class Fault:
 class Reply(NamedTuple):
     status: int
     body: Any = None
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = MappingProxyType({})
     unchecked: bool = False  # an injected fault, or the answer to a call already outside the contract
 
 
@@ -357,7 +359,7 @@ def _jql_filter(jql: str) -> Callable[[FakeRequest], bool]:
         return lambda r: r.desk.project_key == project and word in re.findall(r"[0-9A-Za-z]+", r.description)
     if match := _JQL_REPORTER.fullmatch(jql):
         project, account, day = _unquote(match[1]), _unquote(match[2]), match[3]
-        since = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        since = datetime.fromisoformat(day).replace(tzinfo=UTC)
         return lambda r: r.desk.project_key == project and r.reporter.account_id == account and r.created >= since
     raise Refusal(400, f"Error in the JQL Query: the fake Jira does not understand {jql!r}")
 
@@ -471,7 +473,7 @@ class FakeJira:
     def resolve(self, key: str, at: datetime | None = None) -> FakeRequest:
         """Move the request to Done with a resolution date."""
         request = self.issues[key]
-        request.resolved_at = at or datetime.now(timezone.utc)
+        request.resolved_at = at or datetime.now(UTC)
         return request
 
     def forbid_customer_creation(self) -> None:
@@ -530,11 +532,11 @@ class FakeJira:
         body = None
         if request.get_data():
             if request.mimetype != "application/json":
-                return problems + [f"body sent as {request.mimetype!r}, not application/json"], None
+                return [*problems, f"body sent as {request.mimetype!r}, not application/json"], None
             try:
                 body = json.loads(request.get_data())
             except ValueError:
-                return problems + ["request body is not JSON"], None
+                return [*problems, "request body is not JSON"], None
         for tolerance in TOLERANCES:
             if tolerance.operation_id == op.operation_id and tolerance.applies(body):
                 self.tolerated.append(tolerance.name)
@@ -609,12 +611,12 @@ class FakeJira:
         number = self._issue_numbers.get(desk.project_key, 0) + 1
         self._issue_numbers[desk.project_key] = number
         request = FakeRequest(f"{desk.project_key}-{number}", str(next(self._ids)), desk, request_type_id,
-                              summary, description, reporter, created or datetime.now(timezone.utc))
+                              summary, description, reporter, created or datetime.now(UTC))
         self.issues[request.key] = request
         return request
 
     def _new_comment(self, request: FakeRequest, body: str, public: bool, author: FakeUser) -> FakeComment:
-        comment = FakeComment(str(next(self._ids)), body, public, author, datetime.now(timezone.utc))
+        comment = FakeComment(str(next(self._ids)), body, public, author, datetime.now(UTC))
         request.comments.append(comment)
         return comment
 
@@ -723,7 +725,7 @@ class FakeJira:
     # ------------------------------------------------------------ platform operations
 
     def _op_getServerInfo(self, incoming: Incoming) -> Reply:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # The spec's example omits deploymentType; the jira client needs "Cloud" (research 3.2).
         return Reply(200, {"baseUrl": self.url, "displayUrl": self.url, "version": "1001.0.0-SNAPSHOT",
                            "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud", "buildNumber": 100287,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from pathlib import Path
 
 from imapclient import IMAPClient
 
@@ -25,7 +26,12 @@ def test_accounts_are_distinct_users(dovecot, mail_account):
 def test_imaps_presents_the_fixture_certificate(mail_account):
     context = ssl.create_default_context(cafile=mail_account.cafile)
     with IMAPClient(mail_account.host, port=mail_account.imaps_port, ssl_context=context) as client:
+        presented = client.socket().getpeercert(binary_form=True)
         client.login(mail_account.username, mail_account.password)
+        folders = [name for _flags, _delimiter, name in client.list_folders()]
+
+    assert presented == ssl.PEM_cert_to_DER_cert(Path(mail_account.cafile).read_text("ascii"))
+    assert "INBOX" in folders
 
 
 def test_link_points_at_the_account(mail_account):
