@@ -171,7 +171,7 @@ class FollowUp:
 @dataclass(frozen=True, slots=True)
 class BounceOf:
     mail: InboundMail
-    report: BounceReport
+    report: BounceReport | None  # None when the bounce names nothing we could read
     issue_key: str | None
     evidence: str = ""
 

@@ -8,14 +8,14 @@ from plugin.errors import MailRejected, RejectReason
 
 def allowlisted(mail: InboundMail, ctx: Context) -> bool:
     """Senders whose mail systems mark real mail as automatic (as JSM's allowlist does)."""
-    return bool(mail.sender) and mail.sender.domain in {d.lower() for d in ctx.link.autoreply_allow_domains}
+    return mail.sender is not None and mail.sender.domain in {d.lower() for d in ctx.link.autoreply_allow_domains}
 
 
 def effective_verdict(mail: InboundMail, verdict: Verdict, ctx: Context) -> Verdict:
     """The classifier's verdict, with what only the link knows: its own address, its allowlist."""
     if verdict.kind is MailKind.MAIL and mail.sender and mail.sender.address.lower() in ctx.link.own_addresses:
         return Verdict(MailKind.LOOP, f"sent from the linked mailbox {mail.sender.address} itself")
-    if verdict.kind is MailKind.AUTO_REPLY and allowlisted(mail, ctx):
+    if verdict.kind is MailKind.AUTO_REPLY and mail.sender and allowlisted(mail, ctx):
         return Verdict(MailKind.MAIL, f"allowlisted domain {mail.sender.domain}; ignored {verdict.evidence}")
     return verdict
 

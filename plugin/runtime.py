@@ -27,7 +27,9 @@ class Runtime:
         """The dry-run Jira in demo mode (no JSM_MAIL_JIRA_URL), else Jira Cloud's REST APIs."""
         if self._jira is None:
             settings = self.settings
-            self._jira = (DryRunJira(settings.data_dir / "dry-run-jira.json") if settings.demo else
-                          RestJira(settings.jira_url, settings.jira_email or "", settings.jira_api_token,
-                                   settings.jira_timeout_s))
+            if settings.jira_url is None:
+                self._jira = DryRunJira(settings.data_dir / "dry-run-jira.json")
+            else:
+                self._jira = RestJira(settings.jira_url, settings.jira_email or "", settings.jira_api_token,
+                                      settings.jira_timeout_s)
         return self._jira

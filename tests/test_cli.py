@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import MAIL_DIR, jsm_mail, mail_file
 

@@ -66,7 +66,7 @@ def test_same_sender_same_subject_after_a_transient_error_gets_its_own_request(s
 # -- story 2: a mail is misattributed when a step after the create fails
 
 def test_failure_after_the_create_keeps_the_mail_on_its_own_request(service, mail_account, fake_jira):
-    first_id, first = mail("Printer jams", "The printer on floor 3 jams.")
+    _, first = mail("Printer jams", "The printer on floor 3 jams.")
     second_id, second = mail("Printer jams", "Floor 5 too, photo attached.", attachment=("jam.pdf", b"%PDF-1 jam"))
     mail_account.append(first)
     service.poll()
@@ -125,7 +125,7 @@ def test_comment_whose_answer_was_lost_is_not_posted_again(service, mail_account
 
 
 def test_reply_with_attachment_whose_comment_failed_uploads_the_file_once(service, mail_account, fake_jira):
-    reply_id, uid = reply_on_a_request(service, mail_account, fake_jira, attachment=("cable.pdf", b"%PDF-1 cable"))
+    reply_on_a_request(service, mail_account, fake_jira, attachment=("cable.pdf", b"%PDF-1 cable"))
     fake_jira.fail_next(status=503, path=r"/rest/api/2/issue/SD-1/comment", method="POST")
 
     service.poll()
@@ -138,7 +138,7 @@ def test_reply_with_attachment_whose_comment_failed_uploads_the_file_once(servic
 
 
 def test_attachment_whose_answer_was_lost_is_not_attached_again(service, mail_account, fake_jira):
-    reply_id, uid = reply_on_a_request(service, mail_account, fake_jira, attachment=("cable.pdf", b"%PDF-1 cable"))
+    _, uid = reply_on_a_request(service, mail_account, fake_jira, attachment=("cable.pdf", b"%PDF-1 cable"))
     fake_jira.fail_next(status=502, path=r"/rest/servicedeskapi/request/SD-1/attachment", method="POST", lost=True)
 
     service.poll()
@@ -165,7 +165,7 @@ def test_process_killed_right_after_the_comment_post_comments_once(env, service,
 
 
 def test_process_killed_after_the_attachment_attaches_once(env, service, mail_account, fake_jira):
-    reply_id, uid = reply_on_a_request(service, mail_account, fake_jira, attachment=("cable.pdf", b"%PDF-1 cable"))
+    reply_id, _ = reply_on_a_request(service, mail_account, fake_jira, attachment=("cable.pdf", b"%PDF-1 cable"))
 
     crashed = jsm_mail({**env, "JSM_MAIL_FAULT": "kill-at:jira-attached"}, "poll", "--once")
     jsm_mail(env, "poll", "--once")

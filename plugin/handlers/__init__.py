@@ -1,7 +1,8 @@
 """What a route does in Jira; one handler per route type, listed once."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from plugin.context import Context
 from plugin.domain import BounceOf, FollowUp, Ignore, NewRequest, Outcome

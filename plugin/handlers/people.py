@@ -1,7 +1,7 @@
 """Customers and participants: the accounts behind mail addresses."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from plugin.context import Context
 from plugin.domain import Address

@@ -8,9 +8,9 @@ ledger key alone and repeats only what is missing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 from plugin.context import Context
 from plugin.domain import Attachment, RawMail
@@ -41,7 +41,7 @@ def earlier_request(ctx: Context, attempt: Attempt, reference: str) -> str | Non
         return attempt.issue_key
     lag_s = ctx.settings.jira_index_lag_s
     if attempt.started_at and lag_s:
-        waited = (datetime.now(timezone.utc) - attempt.started_at).total_seconds()
+        waited = (datetime.now(UTC) - attempt.started_at).total_seconds()
         if waited < lag_s:
             # Jira's search index trails a create by seconds: asking now could miss the request.
             raise RetryLater(f"an earlier attempt at this mail began {waited:.0f} s ago; looking for its "

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from plugin.domain import Address, Attachment, RequestInfo
 from plugin.jira.gateway import IssueRef, Mark, RequestTypeInfo
@@ -38,7 +39,8 @@ class DryRunJira:
         return DEMO_PROJECT
 
     def find_customer(self, address: str) -> str | None:
-        return self._state["customers"].get(address.lower())
+        account = self._state["customers"].get(address.lower())
+        return None if account is None else str(account)
 
     def create_customer(self, address: Address) -> str:
         with self._lock:
@@ -56,7 +58,7 @@ class DryRunJira:
             self._state["requests"][key] = {"id": str(10000 + number), "summary": summary,
                                             "description": description, "reporter": self._email(reporter_account_id),
                                             "participants": [], "marks": [], "comments": 0,
-                                            "created": datetime.now(timezone.utc).isoformat()}
+                                            "created": datetime.now(UTC).isoformat()}
             self._save()
         self.add_participants(key, participant_account_ids)
         return IssueRef(key, str(10000 + number))

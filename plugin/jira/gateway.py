@@ -1,8 +1,9 @@
 """Everything the product asks of Jira, as one typed interface; RestJira and DryRunJira implement it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from plugin.domain import Address, Attachment, RequestInfo
 

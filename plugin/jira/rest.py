@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import jira
@@ -11,9 +12,8 @@ from jira.exceptions import JIRAError
 
 from plugin import faults
 from plugin.domain import Address, Attachment, RequestInfo, Secret
-from plugin.errors import RetryLater
+from plugin.errors import MailRejected, RetryLater
 from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, Mark, RequestTypeInfo
-from plugin.errors import MailRejected
 from plugin.jira.http import CONFIG_RETRY_S, DEFAULT_RETRY_S, JiraHttp, error_for
 
 log = logging.getLogger(__name__)
@@ -249,4 +249,4 @@ def _epoch(date: dict[str, Any] | None) -> datetime | None:
     """A JSM DateDTO as an aware datetime."""
     if not date or date.get("epochMillis") is None:
         return None
-    return datetime.fromtimestamp(int(date["epochMillis"]) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(date["epochMillis"]) / 1000, tz=UTC)

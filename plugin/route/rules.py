@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
-from plugin.domain import (BounceOf, FollowUp, Ignore, InboundMail, Link, MailKind, NewRequest, RequestInfo, Route,
-                           SmartMatch, ThreadEntry, Verdict)
+from plugin.domain import (
+    BounceOf,
+    FollowUp,
+    Ignore,
+    InboundMail,
+    Link,
+    MailKind,
+    NewRequest,
+    RequestInfo,
+    Route,
+    SmartMatch,
+    ThreadEntry,
+    Verdict,
+)
 from plugin.mapping.summary import is_forward, strip_reply_prefix
 from plugin.route.jira_ids import jira_issue_id
 from plugin.route.lookups import Requests, ThreadIndex
@@ -116,10 +129,8 @@ def _by_thread_index(mail: InboundMail, ctx: Lookups) -> Match | str:
 def subject_words(subject: str, settings: SmartMatch) -> list[str]:
     """The normalised subject smart match compares: prefixes and keyword-filter matches removed."""
     text = strip_reply_prefix(subject)
-    try:
+    with contextlib.suppress(re.error):  # a broken admin filter must not stop mail; prefixes are already gone
         text = re.sub(settings.keyword_filter, "", text)
-    except re.error:
-        pass  # a broken admin filter must not stop mail; prefixes are already gone
     return text.lower().split()[:settings.hash_max_count]
 
 
@@ -137,9 +148,10 @@ def _by_smart_match(mail: InboundMail, ctx: Lookups) -> Match | str:
     if not words:
         return "smart match: empty subject"
     addresses = mail_addresses(mail) - ctx.link.own_addresses
-    since = datetime.now(timezone.utc) - timedelta(days=settings.window_days)
+    since = datetime.now(UTC) - timedelta(days=settings.window_days)
     for key, earlier_words, earlier_addresses in ctx.threads.recent_subjects(since):
-        differing = sum(a != b for a, b in zip(words, earlier_words)) + abs(len(words) - len(earlier_words))
+        differing = sum(a != b for a, b in zip(words, earlier_words, strict=False))
+        differing += abs(len(words) - len(earlier_words))
         shared = len(addresses & earlier_addresses)
         if differing <= settings.hash_delta_subject_count and shared >= settings.hash_min_address_count:
             return Match(key, f"smart match: subject {' '.join(words)!r} and {shared} shared addresses = {key}")
@@ -165,7 +177,7 @@ def _resolved_long_ago(info: RequestInfo | None, window_days: int) -> int | None
     """Days since resolution when a request was resolved longer ago than the link's window."""
     if info is None or info.resolved_at is None:
         return None
-    days = (datetime.now(timezone.utc) - info.resolved_at).days
+    days = (datetime.now(UTC) - info.resolved_at).days
     return days if days >= window_days else None
 
 

@@ -4,24 +4,35 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, delete, event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plugin.domain import Access, KnownMail, Link, MailProtocol, OutcomeState, Secret, Security, SmartMatch
 from plugin.errors import RejectReason
-from plugin.store.models import (ErrorLogRow, LeaseRow, LedgerRow, LinkRow, MailIndexRow, ProcessingLogRow,
-                                 QuarantineRow, SenderEventRow, UndeliverableRow, utcnow)
 from plugin.settings import Settings
+from plugin.store.models import (
+    ErrorLogRow,
+    LeaseRow,
+    LedgerRow,
+    LinkRow,
+    MailIndexRow,
+    ProcessingLogRow,
+    QuarantineRow,
+    SenderEventRow,
+    UndeliverableRow,
+    utcnow,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 PENDING = "pending"
@@ -55,7 +66,7 @@ LOG_FIELDS = ("time", "link", "message_id", "from", "subject", "outcome", "reaso
 def parse_since(value: str) -> datetime:
     """A --since / ?since= date or time; naive values are UTC."""
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,7 @@ class LogEntry:
 
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def use_write_ahead_log(engine: Engine) -> None:
@@ -109,7 +120,9 @@ class Store:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         migrate(settings.database_url)
-        self.engine = engine or create_engine(settings.database_url, future=True)
+        # SQLite: a second process (a cron poll beside serve) waits for the writer instead of failing.
+        connect_args = {"timeout": 30} if settings.database_url.startswith("sqlite") else {}
+        self.engine = engine or create_engine(settings.database_url, future=True, connect_args=connect_args)
         use_write_ahead_log(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._fernet = Fernet(settings.secret_key.reveal().encode("ascii"))
@@ -134,7 +147,7 @@ class Store:
 
     def delete_link(self, name: str) -> bool:
         with self.session() as s, s.begin():
-            return s.execute(delete(LinkRow).where(LinkRow.name == name)).rowcount > 0
+            return _deleted(s.execute(delete(LinkRow).where(LinkRow.name == name))) > 0
 
     def links(self) -> list[Link]:
         with self.session() as s:
@@ -300,7 +313,7 @@ class Store:
             ProcessingLogRow.link_id == link_id, func.lower(ProcessingLogRow.sender) == sender.lower(),
             ProcessingLogRow.reason == RejectReason.SENDER_QUARANTINED.value)).all()
         # The ledger key is the Message-ID, or the raw bytes' hash, which names the kept file.
-        ledger_ids = {message_id or f"sha256:{Path(raw_path).stem}" for message_id, raw_path in held
+        ledger_ids = {message_id or f"sha256:{Path(str(raw_path)).stem}" for message_id, raw_path in held
                       if message_id or raw_path}
         if ledger_ids:
             s.execute(delete(LedgerRow).where(LedgerRow.link_id == link_id, LedgerRow.ledger_id.in_(ledger_ids),
@@ -360,9 +373,14 @@ class Store:
     def purge_logs(self, older_than_days: int) -> int:
         cutoff = utcnow() - timedelta(days=older_than_days)
         with self.session() as s, s.begin():
-            removed = s.execute(delete(ProcessingLogRow).where(ProcessingLogRow.time < cutoff)).rowcount
-            removed += s.execute(delete(ErrorLogRow).where(ErrorLogRow.time < cutoff)).rowcount
+            removed = _deleted(s.execute(delete(ProcessingLogRow).where(ProcessingLogRow.time < cutoff)))
+            removed += _deleted(s.execute(delete(ErrorLogRow).where(ErrorLogRow.time < cutoff)))
         return removed
+
+
+def _deleted(result: Result[Any]) -> int:
+    """Rows a DELETE removed (SQLAlchemy types execute() as Result; a DML statement gives a CursorResult)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _entry(row: LedgerRow) -> LedgerEntry:
