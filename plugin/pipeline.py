@@ -1,7 +1,7 @@
 """One mail's way: parse -> classify -> route -> apply -> record -> label; the only place that knows the order."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from plugin import faults
@@ -14,7 +14,7 @@ from plugin.handlers.recovery import Attempt
 from plugin.parse.mail import parse_mail
 from plugin.policy import check_sender, effective_verdict
 from plugin.record import MailAbout, record
-from plugin.route.rules import choose_route
+from plugin.route.rules import choose_route, thread_entry
 
 
 class Labeller(Protocol):
@@ -64,10 +64,19 @@ def process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
                       started_at=earlier.started_at if earlier else None)
     try:
         route = understand(mail, ctx)
-        outcome = HANDLERS[type(route)].apply(route, attempt, ctx)
+        outcome = _indexed(HANDLERS[type(route)].apply(route, attempt, ctx), mail, ctx)
     except MailRejected as rejected:
         outcome = Outcome(OutcomeState.REJECTED, reason=rejected.reason, detail=rejected.detail)
     return _finish(ctx, mailbox, raw, about, outcome)
+
+
+def _indexed(outcome: Outcome, mail: InboundMail, ctx: Context) -> Outcome:
+    """A mail that became a request or a comment joins the threading index, so replies to it thread."""
+    role = {OutcomeState.CREATED: "created", OutcomeState.COMMENTED: "commented"}.get(outcome.state)
+    if role is None or outcome.issue_key is None:
+        return outcome
+    entry = thread_entry(mail, outcome.issue_key, role, ctx.link.smart_match)
+    return replace(outcome, facts=replace(outcome.facts, thread=entry))
 
 
 def _finish(ctx: Context, mailbox: Labeller, raw: RawMail, about: MailAbout, outcome: Outcome) -> Handled:

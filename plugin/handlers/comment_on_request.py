@@ -8,7 +8,6 @@ from plugin.handlers.recovery import Attempt, done_parts, missing_files
 from plugin.jira.gateway import Mark
 from plugin.mapping.comment import comment_draft
 from plugin.reply.text import reply_text
-from plugin.route.rules import thread_entry
 
 
 class CommentOnRequest:
@@ -39,7 +38,6 @@ class CommentOnRequest:
         if draft.original:
             detail.append("quoted text left out; original attached for agents")
         detail.append(people_note(added, skipped))
-        facts = Facts(thread=thread_entry(mail, key, "commented", link.smart_match),
-                      deliverable=(mail.sender.address,))
+        facts = Facts(deliverable=(mail.sender.address,))
         return Outcome(OutcomeState.COMMENTED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence,
                        facts=facts)

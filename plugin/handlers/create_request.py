@@ -8,7 +8,6 @@ from plugin.handlers.people import accounts_of, people_note
 from plugin.handlers.recovery import Attempt, done_parts, earlier_request, mail_reference, missing_files
 from plugin.jira.gateway import Mark
 from plugin.mapping.request import request_draft
-from plugin.route.rules import thread_entry
 
 
 class CreateRequest:
@@ -17,8 +16,9 @@ class CreateRequest:
     def apply(self, route: NewRequest, attempt: Attempt, ctx: Context) -> Outcome:
         mail, link = route.mail, ctx.link
         assert mail.sender is not None, "the pipeline rejects mail without a sender first"
-        draft = request_draft(mail, link.own_addresses, mail_reference(link.id, attempt.ledger_key))
-        key = earlier_request(ctx, attempt, mail_reference(link.id, attempt.ledger_key))
+        reference = mail_reference(link.id, attempt.ledger_key)
+        draft = request_draft(mail, link.own_addresses, reference)
+        key = earlier_request(ctx, attempt, reference)
         recovered = key is not None
         added: list[str] = []
         skipped: list[str] = []
@@ -46,9 +46,7 @@ class CreateRequest:
         if draft.attachments:
             detail.append(f"{len(draft.attachments)} attachment(s)")
         detail.append(people_note(added, skipped))
-        facts = Facts(thread=thread_entry(mail, key, "created", link.smart_match),
-                      new_request_by=None if recovered else mail.sender.address,
-                      deliverable=(mail.sender.address,))
+        facts = Facts(new_request_by=None if recovered else mail.sender.address, deliverable=(mail.sender.address,))
         return Outcome(OutcomeState.CREATED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence,
                        facts=facts)
 
