@@ -1,0 +1,143 @@
+"""Crash anywhere: `jsm-mail poll` killed with SIGKILL at random moments over a mailbox of mixed mail,
+restarted each time, until the mailbox is done; then every mail is in exactly one final state.
+
+The suite runs a short version; `benchmarks/crash_faults.py` runs it with hundreds of kills
+(JSM_MAIL_CRASH_KILLS) and prints the counts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+from tests.conftest import mail_file
+
+KILLS = int(os.environ.get("JSM_MAIL_CRASH_KILLS", "12"))
+REPORT = os.environ.get("JSM_MAIL_CRASH_REPORT")  # where the benchmark wants the counts
+NEW, REPLIES, AUTO_REPLIES = 16, 8, 4
+MAX_SIZE_BYTES = 200_000
+FINAL = {"created", "commented", "bounce-recorded", "ignored", "rejected"}
+
+
+def customer_mail(n: int, *, reply_to: str | None = None, japanese: bool = False,
+                  attachment: bool = False) -> tuple[str, str, bytes]:
+    """(Message-ID, token in its text, bytes)."""
+    token = f"tok{n:04d}"
+    msg = EmailMessage()
+    msg["From"] = f"Customer {n % 5} <customer{n % 5}@example.org>"
+    msg["To"] = "support@example.test"
+    subject = f"経費精算 {n}" if japanese else f"Case {n}"
+    msg["Subject"] = f"Re: {subject}" if reply_to else subject
+    msg["Message-ID"] = make_msgid(idstring=f"case-{n}", domain="example.org")
+    if reply_to:
+        msg["In-Reply-To"] = msg["References"] = reply_to
+    if japanese:
+        msg.set_content(f"お世話になっております。{token} ログインできません。", charset="iso-2022-jp")
+    else:
+        msg.set_content(f"Please help with {token}.")
+    if attachment:
+        msg.add_attachment(f"log {token}".encode(), maintype="text", subtype="plain", filename=f"{token}.log")
+    return msg["Message-ID"], token, msg.as_bytes()
+
+
+def mixed_mailbox(mail_account) -> dict[str, dict]:
+    """Append the mix; returns what each mail must end as, by Message-ID."""
+    expect: dict[str, dict] = {}
+    parents = []
+    for n in range(NEW):
+        message_id, token, data = customer_mail(n, japanese=n % 4 == 0, attachment=n % 3 == 0)
+        mail_account.append(data)
+        parents.append(message_id)
+        expect[message_id] = {"outcome": "created", "token": token, "files": 1 if n % 3 == 0 else 0}
+    for n in range(REPLIES):
+        message_id, token, data = customer_mail(100 + n, reply_to=parents[n])
+        mail_account.append(data)
+        expect[message_id] = {"outcome": "commented", "token": token, "parent": parents[n]}
+    mail_account.append(mail_file("request_plain.eml"))
+    expect["<vpn-drops-1@example.org>"] = {"outcome": "created", "token": "Monday", "files": 0}
+    mail_account.append(mail_file("bounce_dsn_of_request_mail.eml"))
+    expect["<bounce-vpn-drops-1@mx.example.org>"] = {"outcome": "bounce-recorded"}
+    for name in ("autoreply_outlook_oof_en.eml", "autoreply_outlook_oof_ja.eml", "autoreply_rfc3834_vacation.eml",
+                 "autoreply_german_abwesenheit.eml")[:AUTO_REPLIES]:
+        mail_account.append(mail_file(name))
+    big_id, _, big = customer_mail(999)
+    mail_account.append(big.replace(b"Please help", b"x" * (MAX_SIZE_BYTES + 10_000) + b"\nPlease help"))
+    expect[big_id] = {"outcome": "rejected"}
+    return expect
+
+
+def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_account, fake_jira):
+    service.relink(max_size_bytes=MAX_SIZE_BYTES)
+    expect = mixed_mailbox(mail_account)
+    chance = random.Random(int(os.environ.get("JSM_MAIL_CRASH_SEED", "7")))
+    kills = runs = 0
+    started = time.monotonic()
+    while True:
+        runs += 1
+        poll = subprocess.Popen([sys.executable, "-m", "plugin.cli", "poll", "--once"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if kills < KILLS:
+            try:
+                poll.wait(timeout=chance.uniform(0.3, 2.5))
+            except subprocess.TimeoutExpired:
+                poll.send_signal(signal.SIGKILL)
+                kills += 1
+        poll.wait(timeout=120)
+        unlabelled = [uid for uid, flags, _ in mail_account.messages() if not flags & {"jsm-processed", "jsm-rejected"}]
+        if not unlabelled and poll.returncode == 0:
+            break
+        assert runs < KILLS * 3 + 20, f"mail still unlabelled after {runs} runs: {unlabelled}"
+
+    # Jira: each request once, each comment once, each file once.
+    by_token = Counter()
+    files = Counter()
+    for request in fake_jira.requests:
+        for token in _tokens(request.description) | {t for c in request.comments for t in _tokens(c.body)}:
+            by_token[token] += sum(token in text for text in [request.description, *[c.body for c in request.comments
+                                                                                     if " wrote:" in c.body]])
+        for attachment in request.attachments:
+            files[attachment.filename] += 1
+    requests = {m: e for m, e in expect.items() if e["outcome"] == "created"}
+    assert len(fake_jira.requests) == len(requests)
+    tokens = [e["token"] for e in expect.values() if "token" in e and e["token"].startswith("tok")]
+    assert {t: by_token[t] for t in tokens} == dict.fromkeys(tokens, 1)
+    assert all(n == 1 for n in files.values()) and len(files) == sum(e.get("files", 0) for e in expect.values())
+    [vpn] = [r for r in fake_jira.requests if r.summary == "VPN drops every hour"]
+    assert len([c for c in vpn.comments if not c.public]) == 1  # the bounce note, once
+
+    # The mailbox: every mail labelled; the log: one final row per mail.
+    flags = [f for _, f, _ in mail_account.messages()]
+    assert all({"\\Seen"} <= f for f in flags)
+    finals = Counter(e.message_id for e in service.log() if e.outcome in FINAL)
+    assert set(finals.values()) == {1} and len(finals) == len(flags)
+    outcomes = {f"<{e.message_id}>": e.outcome for e in service.log() if e.outcome in FINAL}
+    assert {m: outcomes.get(m) for m in expect} == {m: e["outcome"] for m, e in expect.items()}
+
+    figures = {"kills": kills, "runs": runs, "mails": len(flags), "requests": len(fake_jira.requests),
+               "doubled": sum(n - 1 for n in by_token.values() if n > 1), "missing": 0,
+               "seconds": round(time.monotonic() - started, 1)}
+    if REPORT:
+        Path(REPORT).write_text(json.dumps(figures))
+
+
+def _tokens(text: str) -> set[str]:
+    return {word for word in text.replace(".", " ").replace("。", " ").split() if word.startswith("tok")}
+
+
+def test_harness_mail_mix_is_what_the_product_sees(service, mail_account, fake_jira):
+    """The mix is read as intended: the reply threads, the bounce is recorded, the big one rejected."""
+    service.link = replace(service.link, max_size_bytes=MAX_SIZE_BYTES)
+    service.store.update_link(service.link)
+    expect = mixed_mailbox(mail_account)
+    service.poll()
+    outcomes = {f"<{e.message_id}>": e.outcome for e in service.log()}
+    assert {m: outcomes.get(m) for m in expect} == {m: e["outcome"] for m, e in expect.items()}
