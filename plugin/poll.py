@@ -24,6 +24,7 @@ class PollReport:
     outcomes: Counter = field(default_factory=Counter)
     retry_after_s: float | None = None
     error: str | None = None
+    unreachable: bool = False  # the mailbox could not be reached, logged in to, or its folder opened
 
     def __str__(self) -> str:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items())) or "no new mail"
@@ -49,6 +50,7 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
         log.warning("mailbox unavailable link=%s: %s", link.name, outage.detail)
         store.log_error(link.name, None, outage)
         report.error, report.retry_after_s = outage.detail, outage.after_s
+        report.unreachable = True
     return report
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from plugin.jira.dry_run import DryRunJira
 from plugin.jira.gateway import JiraGateway, RestJira
+from plugin.link_health import LinkHealth
 from plugin.settings import Settings
 from plugin.store.store import Store
 
@@ -12,6 +13,7 @@ class Runtime:
         self.settings = settings
         self._store = store
         self._jira = jira
+        self.link_health = LinkHealth()  # failing links, as this process's polls saw them
 
     @property
     def store(self) -> Store:

@@ -367,6 +367,8 @@ def _translated(call: Callable[[], T], what: str) -> T:
 
 def _error_for(error: JIRAError, what: str) -> Exception:
     status, message = error.status_code or 0, error.text or "no message"
+    if message.lstrip()[:1] == "<":  # a proxy's or load balancer's HTML page: its status says it all
+        message = "an error page instead of Jira's answer"
     if status == 429 or status >= 500 or status == 0:
         return RetryLater(f"Jira answered {status or 'nothing'} to {what}: {message}", _retry_after_s(error))
     if status in (401, 403):
