@@ -31,12 +31,6 @@ def client(app):
     return app.test_client()
 
 
-def csrf_token(client, path: str = "/admin/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"',
-                     page).group(1) or ""
-
-
 def token_of(page: str) -> str:
     found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert found, "the form carries no CSRF token"
@@ -77,8 +71,8 @@ def test_health_answers_503_with_the_reason_once_a_link_has_failed_too_long(clie
     response = client.get("/health")
 
     assert response.status_code == 503
-    assert response.json["problems"] == [f"link {service.link.name} has failed since {long_ago:%Y-%m-%d %H:%M} UTC: "
-                                         "LOGIN failed"]
+    reason = f"link {service.link.name} has failed since {long_ago:%Y-%m-%d %H:%M} UTC: LOGIN failed"
+    assert response.json["problems"] == [reason]
     runtime.link_health.note(service.link.name, None)  # a good poll
     assert client.get("/health").status_code == 200
 
@@ -125,7 +119,7 @@ def test_a_login_without_csrf_token_is_refused(client, settings):
 def test_every_form_carries_a_csrf_token(admin, service):
     service.store.quarantine(service.link.id, "storm@example.org")
     page = admin.get("/admin/").get_data(as_text=True)
-    forms = re.findall(r'<form method="post".*?</form>', page, re.S)
+    forms = re.findall(r'<form method="post".*?</form>', page, re.DOTALL)
     assert len(forms) == 4  # log out, test the link, release, try a mail file
     assert all('name="csrf_token"' in form for form in forms)
 
