@@ -56,9 +56,9 @@ def positive_number(value: str) -> float:
     return number
 
 
-def days(value: str) -> int:
+def whole_number(value: str) -> int:
     if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days (0 or more)")
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number (0 or more)")
     return int(value)
 
 
@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing-to", action="store_true", help="accept mail with no To and no Cc")
     p.add_argument("--anyone-may-comment", action="store_true")
     p.add_argument("--tracking-token", metavar="PREFIX", help="also thread on [PREFIX:0001234] in subjects")
-    p.add_argument("--reopen-window-days", type=days, default=14)
+    p.add_argument("--reopen-window-days", type=whole_number, default=14)
     p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
     p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN", type=domain)
     p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN", type=domain)
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="today, yesterday, 2026-01-31, 2026-01-31T09:00 or an age: 7d, 12h, 30m")
     p.add_argument("--until", metavar="WHEN", type=point_in_time, help="as --since; rows before this time")
     p.add_argument("--search", metavar="TEXT", help="in the sender, subject, issue key, reason or Message-ID")
-    p.add_argument("--limit", type=days, metavar="N", help="only the newest N rows")
+    p.add_argument("--limit", type=whole_number, metavar="N", help="only the newest N rows")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
