@@ -303,3 +303,26 @@ def test_quarantined_sender_is_listed_and_released(admin, service):
                                                   "csrf_token": form_token(admin)})
 
     assert not service.store.is_quarantined(service.link.id, "storm@example.org")
+
+
+def test_no_admin_route_answers_without_login(app, client):
+    rules = [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin")
+             and rule.endpoint not in ("auth.login", "auth.logout")]
+    assert len(rules) >= 8
+    for rule in rules:
+        path = re.sub(r"<(int:)?\w+>", "1", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(path, method=method)
+            assert response.status_code in (302, 400), (method, path, response.status_code)
+            assert response.status_code == 400 or "/admin/login" in response.headers["Location"]
+
+
+def test_login_with_a_configured_password_hash(service):
+    from werkzeug.security import generate_password_hash
+
+    from plugin.domain import Secret
+    settings = service.settings.with_(admin_password=Secret(""), admin_password_hash=generate_password_hash("s3cret"))
+    client = create_app(Runtime(settings, store=service.store, jira=service.jira)).test_client()
+
+    assert log_in(client, settings, password="s3cret").status_code == 302
+    assert client.get("/admin/").status_code == 200
