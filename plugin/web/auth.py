@@ -64,7 +64,8 @@ def guard() -> LoginGuard:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never send a logged-in admin to another origin."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Browsers read "/\\host" like "//host", another origin.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and not urlsplit(target).netloc:
         return target
     return url_for("admin.index")
 

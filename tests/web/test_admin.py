@@ -326,3 +326,19 @@ def test_login_with_a_configured_password_hash(service):
 
     assert log_in(client, settings, password="s3cret").status_code == 302
     assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/"])
+def test_login_never_sends_the_admin_to_another_site(client, settings, target):
+    token = token_of(client.get("/admin/login").get_data(as_text=True))
+    response = client.post("/admin/login", query_string={"next": target}, data={
+        "csrf_token": token, "user": settings.admin_user, "password": admin_password(settings)})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+
+
+def test_login_returns_to_the_page_asked_for(client, settings):
+    asked = client.get("/admin/logs?since=yesterday")
+    token = token_of(client.get(asked.headers["Location"]).get_data(as_text=True))
+    response = client.post(asked.headers["Location"], data={
+        "csrf_token": token, "user": settings.admin_user, "password": admin_password(settings)})
+    assert response.headers["Location"] == "/admin/logs?since=yesterday"
