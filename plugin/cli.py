@@ -32,6 +32,8 @@ EXIT_MAILBOX_UNREACHABLE = 75
 # RFC 1035 section 2.3.1 labels (letters, digits, inner hyphens), at least two of them.
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_NAME = 100  # the processing log's link_name column
+# Shown escaped in text output: a mail's own escape sequences must not drive the admin's terminal.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def fail(message: str) -> int:
@@ -78,13 +80,15 @@ def label(value: str) -> str:
 
 
 def domain(value: str) -> str:
+    """argparse type: a domain name, kept as typed (lower case); internationalised names are checked as IDNA."""
+    name = value.strip().rstrip(".").lower()
     try:
-        ascii_name = value.strip().rstrip(".").encode("idna").decode("ascii").lower()
+        ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError:
         ascii_name = ""
     if not DOMAIN.match(ascii_name):
         raise argparse.ArgumentTypeError(f"{value!r} is not a domain name such as example.com")
-    return ascii_name
+    return name
 
 
 def link_name(value: str) -> str:
@@ -232,8 +236,9 @@ def cmd_logs(args: argparse.Namespace, runtime: Runtime) -> int:
     else:
         for e in entries:
             what = e.issue_key or e.reason or ""
-            print(f"{e.time:%Y-%m-%d %H:%M:%S} {e.link} {e.outcome:15s} {what:12s} {e.sender or '-'} "
-                  f"{e.subject or ''!r}: {e.detail}" + (f" [{e.evidence}]" if e.evidence else ""))
+            line = (f"{e.time:%Y-%m-%d %H:%M:%S} {e.link} {e.outcome:15s} {what:12s} {e.sender or '-'} "
+                    f"{e.subject or ''!r}: {e.detail}" + (f" [{e.evidence}]" if e.evidence else ""))
+            print(CONTROL_CHARACTERS.sub(lambda m: repr(m.group())[1:-1], line))
     return 0
 
 

@@ -301,3 +301,10 @@ def test_an_html_error_page_from_a_proxy_is_reported_by_its_status_alone(env):
         proxy.stop()
     assert result.returncode == 2
     assert "Jira answered 502" in result.stderr and "<html" not in result.stderr and "nginx" not in result.stderr
+
+
+def test_logs_text_never_passes_a_mails_terminal_escapes_through(env, service):
+    service.store.log_outcome(service.link, Outcome(OutcomeState.IGNORED, detail="shown\x1b[2J"), message_id=None,
+                              sender="x\x1b]0;owned\x07@example.org", subject="s")
+    out = jsm_mail(env, "logs").stdout
+    assert "\x1b" not in out and "\x07" not in out and "x\\x1b]0;owned\\x07@example.org" in out
