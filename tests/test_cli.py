@@ -8,6 +8,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -308,3 +311,31 @@ def test_logs_text_never_passes_a_mails_terminal_escapes_through(env, service):
                               sender="x\x1b]0;owned\x07@example.org", subject="s")
     out = jsm_mail(env, "logs").stdout
     assert "\x1b" not in out and "\x07" not in out and "x\\x1b]0;owned\\x07@example.org" in out
+
+
+def test_health_turns_503_while_serve_finds_a_mailbox_failing_too_long(env, store, mail_account):
+    link = store.add_link(mail_account.link(name="locked-out", password=Secret("nope")))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--port", str(port)],
+                              env={**env, "JSM_MAIL_LINK_FAILING_ALERT_S": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        answer = (0, {})
+        for _ in range(150):
+            time.sleep(0.1)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+                    answer = (response.status, json.load(response))
+            except urllib.error.HTTPError as error:
+                answer = (error.code, json.load(error))
+                break
+            except urllib.error.URLError:
+                continue
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    status, body = answer
+    assert status == 503 and body["status"] == "failing"
+    assert [p.split(" has failed since ")[0] for p in body["problems"]] == [f"link {link.name}"]
