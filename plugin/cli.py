@@ -43,7 +43,7 @@ def fail(message: str) -> int:
 
 def port_number(value: str) -> int:
     """argparse type: a TCP port."""
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1 to 65535)")
     return int(value)
 
@@ -59,8 +59,8 @@ def positive_number(value: str) -> float:
 
 
 def whole_number(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number (0 or more)")
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 0 to 999999999")
     return int(value)
 
 

@@ -18,6 +18,7 @@ from plugin.web.auth import require_admin
 
 bp = Blueprint("logs", __name__, url_prefix="/admin")
 PAGE_SIZE = 50
+MAX_PAGE = 10**9  # keeps the row offset inside SQL's 64-bit integers
 FILE_NAME_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
@@ -40,8 +41,8 @@ def _query(args: Any) -> LogQuery:
 
 def _page_number(args: Any) -> int:
     value = args.get("page", "1")
-    if not value.isdigit() or int(value) < 1:
-        raise BadQuery(f"page must be a whole number from 1, not {value!r}")
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise BadQuery(f"page must be a whole number from 1 to {MAX_PAGE}, not {value!r}")
     return int(value)
 
 

@@ -209,7 +209,9 @@ def test_log_accepts_the_times_an_admin_types(admin, service, since):
     assert response.status_code == 200 and "sender0@example.org" in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("query", ["since=last+week", "until=soon", "page=abc", "page=0", "outcome=%3Cb%3E"])
+@pytest.mark.parametrize("query", ["since=last+week", "until=soon", "page=abc", "page=0", "outcome=%3Cb%3E",
+                                   "since=999999d", "until=2026-01-01T25:00", "since=9999-99-99", "page=99999999999999999999999", "page=%D9%A3",
+                                   "since=%00"])
 def test_bad_query_values_answer_400_with_the_reason(admin, query):
     response = admin.get(f"/admin/logs?{query}")
     page = response.get_data(as_text=True)
