@@ -48,13 +48,18 @@ def _persisted_secret(path: Path, make: Callable[[], str]) -> str:
     return value
 
 
+# What jsm-mail keeps in the data dir; only these are touched, whatever else the folder holds.
+OWN_FILES = ("jsm-mail.db*", "secret.key", "admin.password", "dry-run-jira.json", "mail", "mail/*.eml")
+
+
 def make_private(data_dir: Path) -> None:
-    """Create the data dir and make it and everything in it owner-only (0700 folders, 0600 files)."""
+    """Create the data dir; make it and jsm-mail's files in it owner-only (0700 folders, 0600 files)."""
     data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     data_dir.chmod(PRIVATE_DIR)
-    for path in data_dir.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(PRIVATE_DIR if path.is_dir() else PRIVATE_FILE)
+    for pattern in OWN_FILES:
+        for path in data_dir.glob(pattern):
+            if not path.is_symlink():
+                path.chmod(PRIVATE_DIR if path.is_dir() else PRIVATE_FILE)
 
 
 class _Env:

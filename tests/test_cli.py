@@ -269,9 +269,16 @@ def test_poll_once_exits_0_after_a_round_of_only_rejected_mail(env, service, mai
 def test_data_dir_holds_owner_only_files(env, service, mail_account, settings):
     mail_account.append(mail_file("invalid_no_from.eml"))
     (settings.data_dir / "jsm-mail.db").chmod(0o644)  # as an older version left it
+    (settings.data_dir / "mail").mkdir(mode=0o755)
+    (settings.data_dir / "mail" / "old.eml").write_bytes(b"Subject: kept\r\n\r\n")
+    (settings.data_dir / "mail" / "old.eml").chmod(0o644)
+    (settings.data_dir / "notes.txt").write_text("the admin's own file")
+    (settings.data_dir / "notes.txt").chmod(0o644)
 
     assert jsm_mail(env, "poll", "--once").returncode == 0
 
+    assert (settings.data_dir / "notes.txt").stat().st_mode & 0o777 == 0o644  # not ours: left alone
+    (settings.data_dir / "notes.txt").unlink()
     paths = [settings.data_dir, *settings.data_dir.rglob("*")]
     assert any(p.suffix == ".eml" for p in paths) and any(p.name == "jsm-mail.db" for p in paths)
     assert {oct(p.stat().st_mode & 0o777) for p in paths if p.is_dir()} == {"0o700"}
