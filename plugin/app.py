@@ -58,6 +58,10 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         link = ensure_demo_link(runtime)
         log.info("demo mode: no JSM_MAIL_JIRA_URL, so a dry-run Jira records what would happen; "
                  "sample mails are in %s", link.host)
+    key_file = settings.secret_key_file
+    if not settings.demo and key_file and key_file.resolve().is_relative_to(settings.data_dir):
+        log.warning("the key that encrypts mailbox passwords is %s, beside the data it protects: for production "
+                    "set JSM_MAIL_SECRET_KEY or keep JSM_MAIL_SECRET_KEY_FILE outside the data dir", key_file)
     scheduler = start_scheduler(runtime)
     app.extensions["jsm_mail_scheduler"] = scheduler
     password_source = ("JSM_MAIL_ADMIN_PASSWORD_HASH" if settings.admin_password_hash else

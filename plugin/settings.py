@@ -116,6 +116,7 @@ class Settings:
     admin_user: str
     admin_password: Secret  # empty when only a hash is configured
     admin_password_hash: str | None = None  # werkzeug hash; preferred over admin_password in production
+    secret_key_file: Path | None = None  # where secret_key was read from; None when it came from the environment
     host: str = "127.0.0.1"
     port: int = 8080
     poll_interval_s: int = 60
@@ -145,14 +146,14 @@ class Settings:
 
         data_dir = Path(read.text("DATA_DIR", "./var") or "./var").resolve()
         make_private(data_dir)
-        key_file = read.text("SECRET_KEY_FILE")
+        key_file = None if read.text("SECRET_KEY") else Path(read.text("SECRET_KEY_FILE") or data_dir / "secret.key")
         secret_key = read.text("SECRET_KEY") or _persisted_secret(
-            Path(key_file) if key_file else data_dir / "secret.key", lambda: Fernet.generate_key().decode("ascii"))
+            key_file or data_dir / "secret.key", lambda: Fernet.generate_key().decode("ascii"))
         try:
             Fernet(secret_key.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
-            source = "JSM_MAIL_SECRET_KEY" if read.text("SECRET_KEY") else key_file or str(data_dir / "secret.key")
-            raise SettingsError(f"{source} does not hold a Fernet key (32 url-safe base64-encoded bytes)") from None
+            raise SettingsError(f"{key_file or 'JSM_MAIL_SECRET_KEY'} does not hold a Fernet key "
+                                "(32 url-safe base64-encoded bytes)") from None
         password_hash = read.text("ADMIN_PASSWORD_HASH")
         admin_password = read.text("ADMIN_PASSWORD") or ("" if password_hash else _persisted_secret(
             data_dir / "admin.password", lambda: secrets.token_urlsafe(12)))
@@ -166,6 +167,7 @@ class Settings:
             admin_user=read.text("ADMIN_USER", "admin") or "admin",
             admin_password=Secret(admin_password),
             admin_password_hash=password_hash,
+            secret_key_file=key_file,
             host=read.text("HOST", "127.0.0.1") or "127.0.0.1",
             port=int(read.number("PORT", 8080, minimum=1, maximum=65535)),
             poll_interval_s=int(read.number("POLL_INTERVAL_S", 60, minimum=1)),

@@ -320,14 +320,15 @@ def test_logs_text_never_passes_a_mails_terminal_escapes_through(env, service):
     assert "\x1b" not in out and "\x07" not in out and "x\\x1b]0;owned\\x07@example.org" in out
 
 
-def test_health_turns_503_while_serve_finds_a_mailbox_failing_too_long(env, store, mail_account):
+def test_health_turns_503_while_serve_finds_a_mailbox_failing_too_long(env, store, mail_account, tmp_path):
     link = store.add_link(mail_account.link(name="locked-out", password=Secret("nope")))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--port", str(port)],
-                              env={**env, "JSM_MAIL_LINK_FAILING_ALERT_S": "1"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with (tmp_path / "serve.log").open("w") as serve_log:
+        server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--port", str(port)],
+                                  env={**env, "JSM_MAIL_LINK_FAILING_ALERT_S": "1"},
+                                  stdout=subprocess.DEVNULL, stderr=serve_log)
     try:
         answer = (0, {})
         for _ in range(150):
@@ -346,3 +347,5 @@ def test_health_turns_503_while_serve_finds_a_mailbox_failing_too_long(env, stor
     status, body = answer
     assert status == 503 and body["status"] == "failing"
     assert [p.split(" has failed since ")[0] for p in body["problems"]] == [f"link {link.name}"]
+    # the key was generated into the data dir: fine for a trial, said plainly for production
+    assert "beside the data it protects: for production" in (tmp_path / "serve.log").read_text()
