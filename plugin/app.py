@@ -5,41 +5,71 @@ import logging
 import secrets
 
 from flask import Flask
-from waitress import serve as serve_wsgi
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from waitress.server import create_server
+from werkzeug.security import generate_password_hash
 
 from plugin.runtime import Runtime
 from plugin.settings import Settings
-from plugin.web import admin, health, logs
+from plugin.web import admin, auth, health, logs
+from plugin.web.security import init_security
 
 log = logging.getLogger(__name__)
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # form fields and multipart boundaries around an uploaded mail
+
+
+class CannotListen(Exception):
+    """The admin port cannot be opened (in use, not permitted); nothing has been polled yet."""
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     runtime = runtime or Runtime(Settings.from_env())
-    app = Flask(__name__, template_folder="web/templates")
-    app.secret_key = secrets.token_bytes(32)  # flash messages only; nothing outlives the process
+    settings = runtime.settings
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    # Sessions and CSRF tokens are signed with a key that lives as long as the process: a restart logs admins out.
+    app.secret_key = secrets.token_bytes(32)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_size_bytes + UPLOAD_OVERHEAD_BYTES
     app.extensions["jsm_mail"] = runtime
-    for blueprint in (health.bp, admin.bp, logs.bp):
+    app.extensions["jsm_mail_login"] = auth.LoginGuard(
+        settings.admin_password_hash or generate_password_hash(settings.admin_password.reveal()))
+    init_security(app)
+    for blueprint in (health.bp, auth.bp, admin.bp, logs.bp):
         app.register_blueprint(blueprint)
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://")
+    limiter.limit(auth.LOGIN_RATE, methods=["POST"])(auth.bp)
     return app
 
 
 def serve(runtime: Runtime, host: str, port: int) -> None:
-    """Run until interrupted: poll every link on schedule and serve the admin pages."""
+    """Run until interrupted: poll every link on schedule and serve the admin pages.
+
+    The port is opened first, so a port in use stops the service before any mail is touched."""
     from plugin.demo import ensure_demo_link
     from plugin.scheduler import start_scheduler
 
     settings = runtime.settings
+    app = create_app(runtime)
+    try:
+        server = create_server(app, host=host, port=port, threads=8, ident="jsm-mail")
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if settings.demo:
         link = ensure_demo_link(runtime)
         log.info("demo mode: no JSM_MAIL_JIRA_URL, so a dry-run Jira records what would happen; "
                  "sample mails are in %s", link.host)
-    app = create_app(runtime)
+    key_file = settings.secret_key_file
+    if not settings.demo and key_file and key_file.resolve().is_relative_to(settings.data_dir):
+        log.warning("the key that encrypts mailbox passwords is %s, beside the data it protects: for production "
+                    "set JSM_MAIL_SECRET_KEY or keep JSM_MAIL_SECRET_KEY_FILE outside the data dir", key_file)
     scheduler = start_scheduler(runtime)
     app.extensions["jsm_mail_scheduler"] = scheduler
-    log.info("admin pages at http://%s:%d/admin/ (user %s, password in %s or JSM_MAIL_ADMIN_PASSWORD)",
-             host, port, settings.admin_user, settings.data_dir / "admin.password")
+    password_source = ("JSM_MAIL_ADMIN_PASSWORD_HASH" if settings.admin_password_hash else
+                       f"{settings.data_dir / 'admin.password'} or JSM_MAIL_ADMIN_PASSWORD")
+    log.info("admin pages at http://%s:%d/admin/ (user %s, password in %s)", host, port, settings.admin_user,
+             password_source)
     try:
-        serve_wsgi(app, host=host, port=port, threads=8, ident="jsm-mail")
+        server.run()
     finally:
+        server.close()
         scheduler.shutdown(wait=True)

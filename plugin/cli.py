@@ -2,20 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
+import re
 import sys
 import time
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from plugin.domain import Access, Link, MailProtocol, Secret, Security, SmartMatch
+from plugin.domain import Access, Link, MailProtocol, Secret, Security, SmartMatch, check_label
 from plugin.errors import MailRejected, RetryLater
 from plugin.inspect import inspect_file
+from plugin.log_csv import csv_chunks
+from plugin.log_query import LogQuery, every, page, parse_when
 from plugin.runtime import Runtime
-from plugin.settings import Settings
-from plugin.store.store import LOG_FIELDS, parse_since
+from plugin.settings import Settings, SettingsError
 
 DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
                  (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,
@@ -23,9 +26,76 @@ DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Sec
                  (MailProtocol.EWS, Security.SSL): 443}
 
 
+# sysexits.h EX_TEMPFAIL: a mailbox could not be reached, logged in to or its folder opened; try again later.
+EXIT_MAILBOX_UNREACHABLE = 75
+# RFC 1035 section 2.3.1 labels (letters, digits, inner hyphens), at least two of them.
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_NAME = 100  # the processing log's link_name column
+# Shown escaped in text output: a mail's own escape sequences must not drive the admin's terminal.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def fail(message: str) -> int:
     print(f"jsm-mail: {message}", file=sys.stderr)
     return 2
+
+
+def port_number(value: str) -> int:
+    """argparse type: a TCP port."""
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1 to 65535)")
+    return int(value)
+
+
+def positive_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0")
+    return number
+
+
+def whole_number(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 0 to 999999999")
+    return int(value)
+
+
+def point_in_time(value: str) -> datetime:
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def label(value: str) -> str:
+    try:
+        check_label(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def domain(value: str) -> str:
+    """argparse type: a domain name, kept as typed (lower case); internationalised names are checked as IDNA."""
+    name = value.strip().rstrip(".").lower()
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    if not DOMAIN.match(ascii_name):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a domain name such as example.com")
+    return name
+
+
+def link_name(value: str) -> str:
+    name = value.strip()
+    if not name or len(name) > MAX_NAME or "/" in name or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} cannot name a link: use 1 to {MAX_NAME} printable characters without '/'")
+    return name
 
 
 def cmd_inspect(args: argparse.Namespace, runtime: Runtime | None) -> int:
@@ -48,6 +118,8 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         return fail(f"{protocol.value} links are not supported yet; link the mailbox over IMAP, POP3 or EWS")
     if runtime.store.link(args.name):
         return fail(f"a link named {args.name!r} exists already")
+    settings = runtime.settings
+    max_size_bytes = int(args.max_size_mb * 1024 * 1024) if args.max_size_mb else settings.max_size_bytes
     link = Link(
         id=0, name=args.name, protocol=protocol, host=args.host,
         port=args.port or DEFAULT_PORTS.get((protocol, security), 0), security=security, username=args.username,
@@ -55,8 +127,9 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         request_type_id=args.request_type, access=Access(args.access),
         address=args.address or (args.username if "@" in args.username else ""),
         smtp_host=args.smtp_host, smtp_port=args.smtp_port, smtp_security=Security(args.smtp_security),
-        processed_label=args.processed_label, rejected_label=args.rejected_label,
-        max_size_bytes=int(args.max_size_mb * 1024 * 1024), require_to=not args.allow_missing_to,
+        processed_label=args.processed_label or settings.processed_label,
+        rejected_label=args.rejected_label or settings.rejected_label,
+        max_size_bytes=max_size_bytes, require_to=not args.allow_missing_to,
         anyone_may_comment=args.anyone_may_comment, tracking_token=args.tracking_token,
         reopen_window_days=args.reopen_window_days, smart_match=SmartMatch(enabled=args.smart_match),
         autoreply_allow_domains=tuple(args.allow_autoreply_domain), blocked_domains=tuple(args.block_domain))
@@ -69,7 +142,11 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def request_type_problem(runtime: Runtime, link: Link) -> str | None:
-    """Why the link's request type cannot take mail, or None when it can."""
+    """Why the link's service desk or request type cannot take mail, or None when it can."""
+    try:
+        runtime.jira.project_key(link.service_desk_id)
+    except (RetryLater, MailRejected) as exc:
+        return f"cannot use service desk {link.service_desk_id}: {exc}"
     try:
         request_type = runtime.jira.request_type(link.service_desk_id, link.request_type_id)
     except (RetryLater, MailRejected) as exc:
@@ -137,30 +214,30 @@ def cmd_poll(args: argparse.Namespace, runtime: Runtime) -> int:
     while True:
         reports = poll_links(runtime.settings, runtime.store, runtime.jira, args.link)
         for report in reports:
-            print(report, flush=True)
+            print(f"{report.link}: mailbox not reached: {report.error}" if report.unreachable else report, flush=True)
         if args.once:
-            return 0
+            return EXIT_MAILBOX_UNREACHABLE if any(r.unreachable for r in reports) else 0
         waits = [r.retry_after_s for r in reports if r.retry_after_s] + [runtime.settings.poll_interval_s]
         time.sleep(max(waits))
 
 
 def cmd_logs(args: argparse.Namespace, runtime: Runtime) -> int:
-    entries = runtime.store.processing_log(link=args.link, since=parse_since(args.since) if args.since else None,
-                                           limit=args.limit)
-    entries.reverse()  # oldest first, as a log reads
+    query = LogQuery(link=args.link, text=args.search, since=args.since, until=args.until)
+    if args.limit:  # the newest N, shown oldest first as a log reads
+        entries = [row.entry for row in reversed(page(runtime.store, query, offset=0, limit=args.limit))]
+    else:
+        entries = list(every(runtime.store, query))
     if args.json:
         for entry in entries:
             print(json.dumps(entry.as_json(), ensure_ascii=False))
     elif args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        for entry in entries:
-            writer.writerow(entry.as_json())
+        sys.stdout.writelines(csv_chunks(entries, bom=False))
     else:
         for e in entries:
             what = e.issue_key or e.reason or ""
-            print(f"{e.time:%Y-%m-%d %H:%M:%S} {e.link} {e.outcome:15s} {what:12s} {e.sender or '-'} "
-                  f"{e.subject or ''!r}: {e.detail}" + (f" [{e.evidence}]" if e.evidence else ""))
+            line = (f"{e.time:%Y-%m-%d %H:%M:%S} {e.link} {e.outcome:15s} {what:12s} {e.sender or '-'} "
+                    f"{e.subject or ''!r}: {e.detail}" + (f" [{e.evidence}]" if e.evidence else ""))
+            print(CONTROL_CHARACTERS.sub(lambda m: repr(m.group())[1:-1], line))
     return 0
 
 
@@ -169,6 +246,9 @@ def cmd_replay(args: argparse.Namespace, runtime: Runtime) -> int:
     link = runtime.store.link(args.link)
     if link is None:
         return fail(f"no link named {args.link!r}")
+    missing = [name for name in args.files if not Path(name).is_file()]
+    if missing:
+        return fail("no such file: " + ", ".join(missing))
     for name in args.files:
         print(replay_file(Path(name), link, runtime, apply=args.apply), flush=True)
     return 0
@@ -191,22 +271,35 @@ def cmd_quarantine(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, runtime: Runtime) -> int:
-    from plugin.app import serve
-    serve(runtime, host=args.host or runtime.settings.host, port=args.port or runtime.settings.port)
+    from plugin.app import CannotListen, serve
+    try:
+        serve(runtime, host=args.host or runtime.settings.host, port=args.port or runtime.settings.port)
+    except CannotListen as exc:
+        return fail(f"{exc}; choose another with --port or JSM_MAIL_PORT")
     return 0
+
+
+def package_version() -> str:
+    try:
+        return version("jsm-mail")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jsm-mail", description="Email channel for Jira Service Management")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="admin pages, Forge endpoints and the mailbox scheduler")
     p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=port_number)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("poll", help="poll linked mailboxes")
+    p = sub.add_parser("poll", help="poll linked mailboxes",
+                       epilog=f"--once exits {EXIT_MAILBOX_UNREACHABLE} when a mailbox could not be reached, "
+                              "logged in to or its folder opened; 0 otherwise, even when mails were rejected")
     p.add_argument("--once", action="store_true", help="one round, then exit")
     p.add_argument("--link")
     p.set_defaults(func=cmd_poll)
@@ -224,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     links = sub.add_parser("links", help="linked mailboxes").add_subparsers(dest="links_command", required=True)
     p = links.add_parser("add")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, type=link_name)
     p.add_argument("--protocol", required=True, choices=[m.value for m in MailProtocol])
     p.add_argument("--host", required=True, help="server name (maildir: the folder path)")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=port_number)
     p.add_argument("--security", default="ssl", choices=[s.value for s in Security])
     p.add_argument("--username", required=True)
     p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
@@ -237,18 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-type", required=True, metavar="ID")
     p.add_argument("--access", default="open", choices=[a.value for a in Access])
     p.add_argument("--smtp-host")
-    p.add_argument("--smtp-port", type=int)
+    p.add_argument("--smtp-port", type=port_number)
     p.add_argument("--smtp-security", default="starttls", choices=[s.value for s in Security])
-    p.add_argument("--processed-label", default="jsm-processed")
-    p.add_argument("--rejected-label", default="jsm-rejected")
-    p.add_argument("--max-size-mb", type=float, default=50)
+    p.add_argument("--processed-label", type=label, help="default: JSM_MAIL_PROCESSED_LABEL or jsm-processed")
+    p.add_argument("--rejected-label", type=label, help="default: JSM_MAIL_REJECTED_LABEL or jsm-rejected")
+    p.add_argument("--max-size-mb", type=positive_number, help="default: JSM_MAIL_MAX_SIZE_BYTES or 50 MB")
     p.add_argument("--allow-missing-to", action="store_true", help="accept mail with no To and no Cc")
     p.add_argument("--anyone-may-comment", action="store_true")
     p.add_argument("--tracking-token", metavar="PREFIX", help="also thread on [PREFIX:0001234] in subjects")
-    p.add_argument("--reopen-window-days", type=int, default=14)
+    p.add_argument("--reopen-window-days", type=whole_number, default=14)
     p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
-    p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN")
-    p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN", type=domain)
+    p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN", type=domain)
     p.set_defaults(func=cmd_links_add)
     p = links.add_parser("request-types", help="request types of a service desk, and which can take mail")
     p.add_argument("--service-desk", required=True, metavar="ID")
@@ -265,8 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", help="the processing log")
     p.add_argument("--link")
-    p.add_argument("--since", metavar="DATE")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--since", metavar="WHEN", type=point_in_time,
+                   help="today, yesterday, 2026-01-31, 2026-01-31T09:00 or an age: 7d, 12h, 30m")
+    p.add_argument("--until", metavar="WHEN", type=point_in_time, help="as --since; rows before this time")
+    p.add_argument("--search", metavar="TEXT", help="in the sender, subject, issue key, reason or Message-ID")
+    p.add_argument("--limit", type=whole_number, metavar="N", help="only the newest N rows")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
@@ -283,8 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    runtime = Runtime(Settings.from_env()) if getattr(args, "needs_runtime", True) else None
-    return args.func(args, runtime)
+    os.umask(0o077)  # the database, kept mails and keys this process writes are its owner's alone
+    try:
+        runtime = Runtime(Settings.from_env()) if getattr(args, "needs_runtime", True) else None
+    except SettingsError as exc:
+        return fail(str(exc))
+    status: int = args.func(args, runtime)
+    return status
 
 
 if __name__ == "__main__":

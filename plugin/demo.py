@@ -17,11 +17,13 @@ def ensure_demo_link(runtime: Runtime) -> Link:
     if existing:
         return existing
     folder = runtime.settings.data_dir / "demo-maildir"
-    box = mailbox.Maildir(folder, create=True)
-    for sample in sorted(resources.files("plugin.demo_mail").iterdir(), key=lambda p: p.name):
-        if sample.name.endswith(".eml"):
-            box.add(sample.read_bytes())
-    box.close()
+    mailbox.Maildir(folder, create=True).close()
+    samples = sorted((p for p in resources.files("plugin.demo_mail").iterdir() if p.name.endswith(".eml")),
+                     key=lambda p: p.name)
+    for sample in samples:
+        # Maildir's own unique names do not sort in arrival order; these do, so the samples are
+        # handled in file-name order (a request before its reply).
+        (folder / "new" / sample.name.removesuffix(".eml")).write_bytes(sample.read_bytes())
     return runtime.store.add_link(Link(
         id=0, name=DEMO_LINK, protocol=MailProtocol.MAILDIR, host=str(folder), port=0, security=Security.NONE,
         username=DEMO_ADDRESS, password=Secret(""), folder="INBOX", service_desk_id="1", request_type_id="10",

@@ -290,6 +290,19 @@ class CommentDraft:
     original: Attachment | None = None  # the whole mail, for agents, when the comment leaves text out
 
 
+# RFC 3501 section 9: a flag keyword is an atom; these characters (and controls, space, non-ASCII) end one.
+_ATOM_SPECIALS = frozenset('(){ %*"\\]')
+
+
+def check_label(label: str) -> None:
+    """Raise ValueError unless `label` is an IMAP keyword (and so an Exchange category too)."""
+    bad = sorted({ch for ch in label if not 0x20 < ord(ch) < 0x7F or ch in _ATOM_SPECIALS})
+    if not label or bad:
+        shown = ", ".join(repr(ch) for ch in bad) or "it is empty"
+        raise ValueError(f"mailbox label {label!r} cannot be an IMAP keyword: {shown}; "
+                         "use ASCII letters, digits and - _ . only")
+
+
 class MailProtocol(StrEnum):
     IMAP = "imap"
     POP3 = "pop3"

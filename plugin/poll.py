@@ -48,6 +48,7 @@ class PollReport:
     retry_after_s: float | None = None
     error: str | None = None
     skipped: str | None = None  # the round did not run, and why
+    unreachable: bool = False  # the mailbox could not be reached, logged in to, or its folder opened
 
     def __str__(self) -> str:
         if self.skipped:
@@ -84,6 +85,7 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
         log.warning("mailbox unavailable link=%s: %s", link.name, outage.detail)
         store.log_error(link.name, None, outage)
         report.error, report.retry_after_s = outage.detail, outage.after_s
+        report.unreachable = True
     except LeaseLost as lost:
         log.warning("stopped link=%s: %s", link.name, lost)
         report.error = str(lost)

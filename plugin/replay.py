@@ -1,6 +1,7 @@
 """What a link would do with a mail file, and optionally doing it: threading decisions explained."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from plugin.context import Context
@@ -31,17 +32,22 @@ def describe_route(route: Route) -> str:
     return f"ignored: {route.reason}"
 
 
-def replay_file(path: Path, link: Link, runtime: Runtime, *, apply: bool) -> str:
-    """One line: the decision for this mail on this link (and what happened, with --apply)."""
+def replay_file(path: Path, link: Link, runtime: Runtime, *, apply: bool, shown_as: str | None = None) -> str:
+    """One line: the decision for this mail on this link (and what happened, with --apply).
+
+    `shown_as` names the mail in the line instead of `path` (an upload's own name, not a temp file)."""
+    name = shown_as or str(path)
     raw = RawMail(MailRef(link.id, f"replay:{path.name}"), path.read_bytes())
     ctx = Context(runtime.settings, link, runtime.store, runtime.jira)
     try:
         if apply:
             outcome = process(raw, ctx, _NotInAMailbox()).outcome
-            return (f"{path}: {outcome.state.value} {outcome.issue_key or outcome.reason or ''}: "
+            if runtime.settings.demo and outcome.issue_key:
+                outcome = replace(outcome, detail=f"dry run, nothing sent to Jira: would be {outcome.detail}")
+            return (f"{name}: {outcome.state.value} {outcome.issue_key or outcome.reason or ''}: "
                     f"{outcome.detail}" + (f" [{outcome.evidence}]" if outcome.evidence else ""))
-        return f"{path}: would be {describe_route(understand(parse_mail(raw), ctx))}"
+        return f"{name}: would be {describe_route(understand(parse_mail(raw), ctx))}"
     except MailRejected as rejected:
-        return f"{path}: rejected {rejected.reason.value}: {rejected.detail}"
+        return f"{name}: rejected {rejected.reason.value}: {rejected.detail}"
     except RetryLater as outage:
-        return f"{path}: cannot decide now, Jira or the mailbox is unavailable: {outage.detail}"
+        return f"{name}: cannot decide now, Jira or the mailbox is unavailable: {outage.detail}"

@@ -5,6 +5,7 @@ from plugin import faults
 from plugin.jira.dry_run import DryRunJira
 from plugin.jira.gateway import JiraGateway
 from plugin.jira.rest import RestJira
+from plugin.link_health import LinkHealth
 from plugin.settings import Settings
 from plugin.store.store import Store
 
@@ -15,6 +16,7 @@ class Runtime:
         faults.arm(settings.fault)
         self._store = store
         self._jira = jira
+        self.link_health = LinkHealth()  # failing links, as this process's polls saw them
 
     @property
     def store(self) -> Store:

@@ -19,6 +19,7 @@ def poll_job(scheduler: BackgroundScheduler, runtime: Runtime, link_id: int) -> 
     if link is None or not link.enabled:
         return
     report = poll_mailbox(link, runtime.settings, runtime.store, runtime.jira)
+    runtime.link_health.note(link.name, report.error)
     if report.outcomes or report.error:
         log.info("poll %s", report)
     if report.retry_after_s and report.retry_after_s > runtime.settings.poll_interval_s:

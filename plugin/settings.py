@@ -6,14 +6,20 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
-from plugin.domain import Secret
+from plugin.domain import Secret, check_label
 
 PREFIX = "JSM_MAIL_"
 MB = 1024 * 1024
+# Owner-only modes for everything in the data dir: the database, kept mails and generated keys.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+class SettingsError(ValueError):
+    """A JSM_MAIL_* value that cannot be used; the message names the variable."""
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -30,15 +36,72 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _persisted_secret(path: Path, make: Callable[[], str]) -> str:
-    """A value generated once into the data dir, readable only by its owner."""
+    """A value generated once into a file readable only by its owner."""
     if path.is_file():
         return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(value)
     return value
+
+
+# What jsm-mail keeps in the data dir; only these are touched, whatever else the folder holds.
+OWN_FILES = ("jsm-mail.db*", "secret.key", "admin.password", "dry-run-jira.json", "mail", "mail/*.eml")
+
+
+def make_private(data_dir: Path) -> None:
+    """Create the data dir; make it and jsm-mail's files in it owner-only (0700 folders, 0600 files)."""
+    data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    data_dir.chmod(PRIVATE_DIR)
+    for pattern in OWN_FILES:
+        for path in data_dir.glob(pattern):
+            if not path.is_symlink():
+                path.chmod(PRIVATE_DIR if path.is_dir() else PRIVATE_FILE)
+
+
+class _Env:
+    """Typed reads of JSM_MAIL_* values; a bad value raises SettingsError naming the variable."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        return self._values.get(PREFIX + name) or default
+
+    def number(self, name: str, default: float, *, minimum: float, maximum: float | None = None,
+               whole: bool = True) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if whole else float(raw)
+        except ValueError:
+            kind = "a whole number" if whole else "a number"
+            raise SettingsError(f"{PREFIX}{name} must be {kind}, not {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            limits = f"at least {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
+            raise SettingsError(f"{PREFIX}{name} must be {limits}, not {raw!r}")
+        return value
+
+    def label(self, name: str, default: str) -> str:
+        value = self.text(name, default) or default
+        try:
+            check_label(value)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}{name}: {exc}") from None
+        return value
+
+    def url(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise SettingsError(f"{PREFIX}{name} must be a web address such as https://your-site.atlassian.net, "
+                                f"not {value!r}")
+        return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -50,7 +113,9 @@ class Settings:
     jira_api_token: Secret
     secret_key: Secret
     admin_user: str
-    admin_password: Secret
+    admin_password: Secret  # empty when only a hash is configured
+    admin_password_hash: str | None = None  # werkzeug hash; preferred over admin_password in production
+    secret_key_file: Path | None = None  # where secret_key was read from; None when it came from the environment
     host: str = "127.0.0.1"
     port: int = 8080
     poll_interval_s: int = 60
@@ -63,6 +128,7 @@ class Settings:
     ca_file: str | None = None  # extra CA bundle for mailbox TLS (a company CA, a test server)
     # Seconds Jira's search index may trail a create; a retried mail looks for its request after that.
     jira_index_lag_s: float = 30.0
+    link_failing_alert_s: int = 900  # /health answers 503 once a link has failed this long
     # Fault point for crash tests (plugin.faults): "kill-at:POINT[:N]".
     fault: str | None = None
 
@@ -73,43 +139,49 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment; raises SettingsError naming the first unusable variable."""
         env = dict(os.environ if environ is None else environ)
         env = {**_read_dotenv(Path(env.get("JSM_MAIL_ENV_FILE", ".env"))), **env}
+        read = _Env(env)
 
-        def optional(name: str) -> str | None:
-            return env.get(PREFIX + name) or None  # set but empty counts as unset
-
-        def get(name: str, default: str) -> str:
-            return optional(name) or default
-
-        data_dir = Path(get("DATA_DIR", "./var")).resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        secret_key = optional("SECRET_KEY") or _persisted_secret(
-            data_dir / "secret.key", lambda: Fernet.generate_key().decode("ascii"))
-        admin_password = optional("ADMIN_PASSWORD") or _persisted_secret(
-            data_dir / "admin.password", lambda: secrets.token_urlsafe(12))
+        data_dir = Path(read.text("DATA_DIR", "./var") or "./var").resolve()
+        make_private(data_dir)
+        key_file = None if read.text("SECRET_KEY") else Path(read.text("SECRET_KEY_FILE") or data_dir / "secret.key")
+        secret_key = read.text("SECRET_KEY") or _persisted_secret(
+            key_file or data_dir / "secret.key", lambda: Fernet.generate_key().decode("ascii"))
+        try:
+            Fernet(secret_key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise SettingsError(f"{key_file or 'JSM_MAIL_SECRET_KEY'} does not hold a Fernet key "
+                                "(32 url-safe base64-encoded bytes)") from None
+        password_hash = read.text("ADMIN_PASSWORD_HASH")
+        admin_password = read.text("ADMIN_PASSWORD") or ("" if password_hash else _persisted_secret(
+            data_dir / "admin.password", lambda: secrets.token_urlsafe(12)))
         return cls(
             data_dir=data_dir,
-            database_url=get("DATABASE_URL", f"sqlite:///{data_dir / 'jsm-mail.db'}"),
-            jira_url=optional("JIRA_URL"),
-            jira_email=optional("JIRA_EMAIL"),
-            jira_api_token=Secret(get("JIRA_API_TOKEN", "")),
+            database_url=read.text("DATABASE_URL") or f"sqlite:///{data_dir / 'jsm-mail.db'}",
+            jira_url=read.url("JIRA_URL"),
+            jira_email=read.text("JIRA_EMAIL"),
+            jira_api_token=Secret(read.text("JIRA_API_TOKEN", "") or ""),
             secret_key=Secret(secret_key),
-            admin_user=get("ADMIN_USER", "admin"),
+            admin_user=read.text("ADMIN_USER", "admin") or "admin",
             admin_password=Secret(admin_password),
-            host=get("HOST", "127.0.0.1"),
-            port=int(get("PORT", "8080")),
-            poll_interval_s=int(get("POLL_INTERVAL_S", "60")),
-            max_size_bytes=int(get("MAX_SIZE_BYTES", str(50 * MB))),
-            processed_label=get("PROCESSED_LABEL", "jsm-processed"),
-            rejected_label=get("REJECTED_LABEL", "jsm-rejected"),
-            log_retention_days=int(get("LOG_RETENTION_DAYS", "365")),
-            max_attempts=int(get("MAX_ATTEMPTS", "5")),
-            jira_timeout_s=float(get("JIRA_TIMEOUT_S", "30")),
-            jira_index_lag_s=float(get("JIRA_INDEX_LAG_S", "30")),
-            ca_file=optional("CA_FILE"),
-            fault=optional("FAULT"),
+            admin_password_hash=password_hash,
+            secret_key_file=key_file,
+            host=read.text("HOST", "127.0.0.1") or "127.0.0.1",
+            port=int(read.number("PORT", 8080, minimum=1, maximum=65535)),
+            poll_interval_s=int(read.number("POLL_INTERVAL_S", 60, minimum=1)),
+            max_size_bytes=int(read.number("MAX_SIZE_BYTES", 50 * MB, minimum=1)),
+            processed_label=read.label("PROCESSED_LABEL", "jsm-processed"),
+            rejected_label=read.label("REJECTED_LABEL", "jsm-rejected"),
+            log_retention_days=int(read.number("LOG_RETENTION_DAYS", 365, minimum=1)),
+            max_attempts=int(read.number("MAX_ATTEMPTS", 5, minimum=1)),
+            jira_timeout_s=read.number("JIRA_TIMEOUT_S", 30, minimum=0.1, whole=False),
+            jira_index_lag_s=read.number("JIRA_INDEX_LAG_S", 30, minimum=0, whole=False),
+            ca_file=read.text("CA_FILE"),
+            link_failing_alert_s=int(read.number("LINK_FAILING_ALERT_S", 900, minimum=1)),
+            fault=read.text("FAULT"),
         )
 
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from plugin.domain import Link
+from plugin.context import Context
+from plugin.domain import Facts, Link, MailRef, Outcome, OutcomeState, RawMail
+from plugin.errors import RejectReason
 from plugin.jira.rest import RestJira
 from plugin.poll import PollReport, poll_mailbox
+from plugin.record import MailAbout, record
 from plugin.settings import Settings
 from plugin.store.store import LogEntry, Store
 
@@ -51,6 +54,7 @@ class Service:
     store: Store
     jira: RestJira
     link: Link
+    _recorded: int = 0
 
     def poll(self) -> PollReport:
         return poll_mailbox(self.link, self.settings, self.store, self.jira)
@@ -58,6 +62,18 @@ class Service:
     def log(self) -> list[LogEntry]:
         """The processing log, oldest first."""
         return list(reversed(self.store.processing_log(link=self.link.name)))
+
+    def record(self, outcome: Outcome, *, message_id: str | None, sender: str | None, subject: str | None) -> None:
+        """A processing-log row written by the record step, as if a mail had ended so."""
+        self._recorded += 1
+        about = MailAbout(message_id or f"sha256:seed{self._recorded}", message_id, sender, subject)
+        ctx = Context(self.settings, self.link, self.store, self.jira)
+        record(ctx, about, RawMail(MailRef(self.link.id, f"seed-{self._recorded}"), b""), outcome)
+
+    def quarantine(self, sender: str) -> None:
+        """Quarantine a sender the way the new-request budget does."""
+        self.record(Outcome(OutcomeState.REJECTED, reason=RejectReason.SENDER_QUARANTINED, detail="over budget",
+                            facts=Facts(quarantine=sender)), message_id=None, sender=sender, subject="storm")
 
     def relink(self, **changes: object) -> None:
         """Change the link's settings as an admin would."""
@@ -85,4 +101,4 @@ def env(settings, tmp_path) -> dict[str, str]:
 
 def jsm_mail(env: dict[str, str], *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "plugin.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout_s)
+                          text=True, timeout=timeout_s, check=False)

@@ -1,15 +1,19 @@
-"""Demo mode, as README's first command starts it: no Jira, sample mails, the processing log page."""
+"""Demo mode, as README's first command starts it: no Jira, sample mails, login, the processing log page."""
 from __future__ import annotations
 
-import base64
+import http.cookiejar
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+
+import pytest
 
 
 def free_port() -> int:
@@ -18,51 +22,98 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get(url: str, headers: dict | None = None) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
-            return response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except urllib.error.URLError:
-        return 0, ""  # not listening yet
+class Browser:
+    """A cookie-keeping HTTP client, as a browser session against the admin pages."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def open(self, path: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=5) as response:
+                return response.status, response.read().decode("utf-8")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8")
+        except urllib.error.URLError:
+            return 0, ""  # not listening yet
+
+    def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
+        return self.open(path, urllib.parse.urlencode(fields).encode())
+
+    def token(self, path: str) -> str:
+        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', self.open(path)[1]).group(1)
+
+    def upload(self, path: str, fields: dict[str, str], name: str, content: bytes) -> tuple[int, str]:
+        boundary = "jsm-mail-test-boundary"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+                 for key, value in fields.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="eml"; filename="{name}"\r\n'
+                     "Content-Type: message/rfc822\r\n\r\n".encode() + content + f"\r\n--{boundary}--\r\n".encode())
+        return self.open(path, b"".join(parts), {"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
 
-def wait_for_outcomes(url: str, headers: dict, count: int, deadline_s: float = 30) -> str:
-    end = time.monotonic() + deadline_s
-    page = ""
-    while time.monotonic() < end:
-        status, page = get(url, headers)
-        if status == 200 and page.count("<tr><td>") >= count:
-            return page
-        time.sleep(0.2)
-    return page
-
-
-def test_serve_in_demo_mode_handles_the_sample_mails_and_shows_the_log(tmp_path):
+@pytest.fixture
+def demo(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSM_MAIL_")}
     env.update(JSM_MAIL_DATA_DIR=str(tmp_path / "var"), JSM_MAIL_ENV_FILE=str(tmp_path / "no.env"))
     server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = Browser(f"http://127.0.0.1:{port}")
     try:
-        base = f"http://127.0.0.1:{port}"
         for _ in range(100):
-            status, body = get(f"{base}/health")
+            status, body = browser.open("/health")
             if status == 200:
                 break
             time.sleep(0.1)
         assert json.loads(body)["demo"] is True
-        password = (tmp_path / "var" / "admin.password").read_text()
-        auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
-
-        page = wait_for_outcomes(f"{base}/admin/logs", auth, 4)
-
-        assert page.count('class="created"') == 2
-        assert page.count('class="commented"') == 1 and page.count('class="ignored"') == 1
-        assert "経費精算システムにログインできません" in page
-        assert "dry run, nothing sent to Jira: would be new request SD-1" in page
-        assert get(f"{base}/admin/logs")[0] == 401
+        yield browser, (tmp_path / "var" / "admin.password").read_text()
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def wait_for_outcomes(browser: Browser, count: int, deadline_s: float = 30) -> str:
+    end = time.monotonic() + deadline_s
+    page = ""
+    while time.monotonic() < end:
+        status, page = browser.open("/admin/logs")
+        if status == 200 and page.count("<tr><td><a href") >= count:
+            return page
+        time.sleep(0.2)
+    return page
+
+
+def test_serve_in_demo_mode_handles_the_sample_mails_in_order_and_shows_the_log(demo):
+    browser, password = demo
+    assert "log in" in browser.open("/admin/logs")[1]  # sent to the login page
+
+    status, _ = browser.post_form("/admin/login", {"csrf_token": browser.token("/admin/login"), "user": "admin",
+                                                   "password": password})
+    page = wait_for_outcomes(browser, 4)
+
+    assert status == 200
+    assert page.count('class="created"') == 2
+    assert page.count('class="commented"') == 1 and page.count('class="ignored"') == 1
+    assert "経費精算システムにログインできません" in page
+    assert "dry run, nothing sent to Jira: would be new request SD-1" in page
+    # newest first: the samples were handled in file-name order, the request before its reply
+    outcomes = re.findall(r'<td class="([a-z-]+)">', page)
+    assert outcomes == ["created", "ignored", "commented", "created"]
+
+
+def test_a_demo_upload_says_it_is_a_dry_run(demo):
+    browser, password = demo
+    browser.post_form("/admin/login", {"csrf_token": browser.token("/admin/login"), "user": "admin",
+                                       "password": password})
+    wait_for_outcomes(browser, 4)
+    mail = (b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: Printer jam\r\n"
+            b"Message-ID: <printer@example.org>\r\n\r\nThe printer on floor 2 jams.\r\n")
+
+    status, page = browser.upload("/admin/replay", {"csrf_token": browser.token("/admin/"), "link": "demo",
+                                                    "apply": "1"}, "printer.eml", mail)
+
+    assert status == 200
+    assert "Dry run, nothing is sent to Jira. printer.eml: created SD-3: dry run, nothing sent to Jira" in page

@@ -11,7 +11,7 @@ from contextlib import contextmanager, suppress
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from plugin.domain import Link, MailRef, Outcome, RawMail, Security
+from plugin.domain import Link, MailRef, Outcome, RawMail, Security, check_label
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -24,8 +24,6 @@ from plugin.mailboxes.network import (
 log = logging.getLogger(__name__)
 
 SEEN = "\\Seen"
-# RFC 3501 9: atom-specials are "(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]"; CHAR is 7-bit.
-ATOM_SPECIALS = frozenset('(){ %*"\\]')
 BYTES_REPR = re.compile(r"b(['\"])(.*)\1", re.DOTALL)
 # "* OK [CAPABILITY ...] Dovecot ready." -> "Dovecot ready."
 GREETING_PREFIX = re.compile(rb"^\* OK (\[[^\]]*\] )?")
@@ -42,7 +40,7 @@ class ImapMailbox:
     def connect(cls, link: Link, cafile: str | None = None) -> ImapMailbox:
         """Connect with the link's security, log in and select its folder."""
         for keyword in (link.processed_label, link.rejected_label):
-            check_keyword(keyword)
+            check_label(keyword)
         with _retry_later_on_failure(link, "connect"):
             client = _open(link, cafile)
             try:
@@ -131,17 +129,6 @@ def test_connection(link: Link, cafile: str | None = None) -> str:
     """Connect, log in and count unhandled mail, for the admin's "test the link" button."""
     with ImapMailbox.connect(link, cafile=cafile) as mailbox, _retry_later_on_failure(link, "read the folder status"):
         return mailbox._summary()
-
-
-def check_keyword(keyword: str) -> None:
-    """Raise ValueError unless `keyword` is an IMAP atom usable as a flag keyword (RFC 3501 9)."""
-    bad = sorted({ch for ch in keyword if not 0x20 < ord(ch) < 0x7F or ch in ATOM_SPECIALS})
-    if not keyword or bad:
-        shown = ", ".join(repr(ch) for ch in bad) or "it is empty"
-        raise ValueError(
-            f"mailbox label {keyword!r} cannot be an IMAP keyword: {shown}; "
-            "use ASCII letters, digits and - _ . only"
-        )
 
 
 def _open(link: Link, cafile: str | None) -> IMAPClient:

@@ -8,4 +8,5 @@ from plugin.runtime import Runtime
 
 def current_runtime() -> Runtime:
     """The service's runtime, as create_app registered it."""
-    return current_app.extensions["jsm_mail"]
+    runtime: Runtime = current_app.extensions["jsm_mail"]
+    return runtime

@@ -1,8 +1,10 @@
-"""GET /health: no authentication, 200 with a JSON status while the service runs."""
+"""GET /health: no authentication; 200 while all is well, 503 with the reasons when it is not."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from plugin.web import current_runtime
 
@@ -10,16 +12,19 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     runtime = current_runtime()
+    problems: list[str] = []
+    links = None
     try:
         with runtime.store.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        database = "ok"
-    except Exception as exc:  # health must answer, whatever is broken
-        database = f"error: {type(exc).__name__}"
+        links = len(runtime.store.links())
+    except SQLAlchemyError as exc:
+        problems.append(f"database unavailable: {type(exc).__name__}")
+    problems += runtime.link_health.problems(runtime.settings.link_failing_alert_s)
     scheduler = current_app.extensions.get("jsm_mail_scheduler")
-    body = {"status": "ok" if database == "ok" else "degraded", "demo": runtime.settings.demo,
-            "database": database, "links": len(runtime.store.links()) if database == "ok" else None,
+    body = {"status": "failing" if problems else "ok", "problems": problems, "demo": runtime.settings.demo,
+            "database": "ok" if links is not None else "error", "links": links,
             "scheduler": "running" if scheduler and scheduler.running else "stopped"}
-    return jsonify(body), 200
+    return jsonify(body), 503 if problems else 200
