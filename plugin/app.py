@@ -9,7 +9,7 @@ from waitress import serve as serve_wsgi
 
 from plugin.runtime import Runtime
 from plugin.settings import Settings
-from plugin.web import admin, health, logs
+from plugin.web import admin, forge, health, logs
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app = Flask(__name__, template_folder="web/templates")
     app.secret_key = secrets.token_bytes(32)  # flash messages only; nothing outlives the process
     app.extensions["jsm_mail"] = runtime
-    for blueprint in (health.bp, admin.bp, logs.bp):
+    for blueprint in (health.bp, admin.bp, logs.bp, forge.bp):
         app.register_blueprint(blueprint)
     return app
 

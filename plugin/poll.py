@@ -10,6 +10,7 @@ from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, Ra
 from plugin.errors import MailRejected, RejectReason, RetryLater
 from plugin.jira.gateway import JiraGateway
 from plugin.mailboxes import Mailbox, open_mailbox
+from plugin.outbound.outbox import OutboundReport, run_outbound
 from plugin.parse.mail import parse_bytes, parse_mail
 from plugin.pipeline import Handled, process
 from plugin.settings import Settings
@@ -24,11 +25,13 @@ class PollReport:
     outcomes: Counter = field(default_factory=Counter)
     retry_after_s: float | None = None
     error: str | None = None
+    outbound: OutboundReport | None = None  # None: the link sends no mail
 
     def __str__(self) -> str:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items())) or "no new mail"
         extra = f"; {self.error}" if self.error else ""
-        return f"{self.link}: {counts}{extra}"
+        outbound = f"; outbound: {self.outbound}" if self.outbound else ""
+        return f"{self.link}: {counts}{extra}{outbound}"
 
 
 def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
@@ -49,6 +52,7 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
         log.warning("mailbox unavailable link=%s: %s", link.name, outage.detail)
         store.log_error(link.name, None, outage)
         report.error, report.retry_after_s = outage.detail, outage.after_s
+    report.outbound = run_outbound(link, settings, store, jira)  # DESIGN.md section 8: inbound, then outbound
     return report
 
 

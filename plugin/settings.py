@@ -13,6 +13,9 @@ from plugin.domain import Secret
 
 PREFIX = "JSM_MAIL_"
 MB = 1024 * 1024
+FORGE_APP_ID = "ari:cloud:ecosystem::app/6f1c2a7e-3b0d-4c59-9a1e-5d2b7c8e4f10"  # app.id in manifest.yml
+# Forge remote invocation contract: the keys that sign Forge Invocation Tokens.
+FORGE_JWKS_URL = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -63,6 +66,8 @@ class Settings:
     # Test-only fault injection: "exit-after-jira-create" kills the poll process right after
     # Jira created a request, before the ledger row and mailbox label, to prove recovery.
     fault: str | None = None
+    forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
+    forge_jwks_url: str = FORGE_JWKS_URL
 
     @property
     def demo(self) -> bool:
@@ -101,6 +106,8 @@ class Settings:
             jira_timeout_s=float(get("JIRA_TIMEOUT_S", 30)),
             ca_file=get("CA_FILE"),
             fault=get("FAULT"),
+            forge_app_id=get("FORGE_APP_ID", FORGE_APP_ID),
+            forge_jwks_url=get("FORGE_JWKS_URL", FORGE_JWKS_URL),
         )
 
     def with_(self, **changes: object) -> "Settings":

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from plugin.domain import Address, Attachment
 from plugin.jira.gateway import IssueRef, RequestInfo, RequestTypeInfo
+from plugin.outbound.model import JiraComment, OutboundRequest, UpdatedIssue
 
 DEMO_PROJECT = "SD"
 
@@ -101,3 +102,23 @@ class DryRunJira:
 
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None:
         pass
+
+    # -- outbound: a dry-run Jira has no agents, so there is never a comment to mail
+
+    def myself_account_id(self) -> str:
+        return "dry-run-jsm-mail"
+
+    def updated_requests(self, project_key: str, since: datetime, limit: int) -> list[UpdatedIssue]:
+        return []
+
+    def comments_since(self, issue_key: str, since: datetime) -> list[JiraComment]:
+        return []
+
+    def comment(self, issue_key: str, comment_id: str) -> JiraComment | None:
+        return None
+
+    def outbound_request(self, issue_key: str) -> OutboundRequest | None:
+        return None
+
+    def attachment_content(self, attachment_id: str) -> bytes:
+        raise KeyError(attachment_id)

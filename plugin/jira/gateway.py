@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+import math
 from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from jira.exceptions import JIRAError
 
 from plugin.domain import Address, Attachment, Secret
 from plugin.errors import MailRejected, RejectReason, RetryLater
+from plugin.outbound.model import JiraAttachment, JiraComment, OutboundRequest, UpdatedIssue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,6 +95,24 @@ class JiraGateway(Protocol):
         """Add a request comment; returns its id. The ledger key is remembered on the issue."""
 
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None: ...
+
+    # Outbound: agents' public comments mailed to customers.
+
+    def myself_account_id(self) -> str:
+        """The account jsm-mail calls Jira as; what it writes is never mailed back."""
+
+    def updated_requests(self, project_key: str, since: datetime, limit: int) -> list[UpdatedIssue]:
+        """Requests of the project updated since then, oldest update first, at most `limit`."""
+
+    def comments_since(self, issue_key: str, since: datetime) -> list[JiraComment]:
+        """The request's comments created since then, oldest first, public and internal."""
+
+    def comment(self, issue_key: str, comment_id: str) -> JiraComment | None: ...
+
+    def outbound_request(self, issue_key: str) -> OutboundRequest | None:
+        """Summary, reporter, participants and attachments: what a mail about the request needs."""
+
+    def attachment_content(self, attachment_id: str) -> bytes: ...
 
 
 class RestJira:
@@ -342,6 +362,80 @@ class RestJira:
             self._call("PUT", f"{PLATFORM}/issue/{_seg(issue_key)}/properties/{LEDGER_PROPERTY}",
                        json={"ledger": [*keys, ledger_key]})
 
+    # -- outbound
+
+    def myself_account_id(self) -> str:
+        """The account jsm-mail calls Jira as (GET /myself), asked once."""
+        known = getattr(self, "_myself", None)
+        if known is None:
+            known = self._myself = str(self._call("GET", f"{PLATFORM}/myself")["accountId"])
+        return known
+
+    def updated_requests(self, project_key: str, since: datetime, limit: int) -> list[UpdatedIssue]:
+        """Requests of the project updated since then, oldest update first, at most `limit`.
+
+        A relative date (`-90m`) keeps JQL out of the API user's time zone (JQL reference,
+        "updated"); Jira's offset-stamped `updated` then filters to the second.
+        """
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        minutes = max(1, math.ceil((datetime.now(timezone.utc) - since).total_seconds() / 60) + 1)
+        jql = f"project = {_jql(project_key)} AND updated >= -{minutes}m ORDER BY updated ASC"
+        found: list[UpdatedIssue] = []
+        for issue in self._search(jql, fields=("updated",)):
+            updated = _parse_time(issue["fields"]["updated"])
+            if updated >= since:
+                found.append(UpdatedIssue(issue["key"], updated))
+            if len(found) >= limit:
+                break
+        return found
+
+    def comments_since(self, issue_key: str, since: datetime) -> list[JiraComment]:
+        """The request's comments created since then, oldest first (newest pages read first, then stop)."""
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        found: list[JiraComment] = []
+        start = 0
+        while True:
+            page = self._call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}/comment", params={
+                "orderBy": "-created", "expand": "renderedBody,properties", "startAt": start,
+                "maxResults": PAGE_SIZE})
+            comments = page.get("comments", [])
+            for raw in comments:
+                comment = _comment(issue_key, raw)
+                if comment.created < since:
+                    return found[::-1]
+                found.append(comment)
+            start += len(comments)
+            if not comments or start >= page.get("total", start):
+                return found[::-1]
+
+    def comment(self, issue_key: str, comment_id: str) -> JiraComment | None:
+        raw = self._call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}/comment/{_seg(comment_id)}",
+                         none_on=(404,), params={"expand": "renderedBody,properties"})
+        return None if raw is None else _comment(issue_key, raw)
+
+    def outbound_request(self, issue_key: str) -> OutboundRequest | None:
+        """Summary, reporter, participants and attachments: what a mail about the request needs."""
+        issue = self._call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}", none_on=(404,), params={
+            "fields": "summary,reporter,project,attachment"})
+        if issue is None:
+            return None
+        fields = issue["fields"]
+        participants = self._paged(f"{JSM}/request/{_seg(issue['key'])}/participant")
+        return OutboundRequest(
+            key=issue["key"], summary=fields.get("summary") or "", project_key=fields["project"]["key"],
+            reporter=_person(fields.get("reporter")),
+            participants=tuple(p for p in map(_person, participants) if p is not None),
+            attachments=tuple(_attachment(a) for a in fields.get("attachment") or ()))
+
+    def attachment_content(self, attachment_id: str) -> bytes:
+        session = self._client()._session
+        path = f"{PLATFORM}/attachment/content/{_seg(attachment_id)}"
+        try:
+            response = _translated(lambda: session.get(self._url + path), f"GET {path}")
+        except _Answered as answered:
+            raise answered.error from None
+        return response.content
+
 
 class _Answered(Exception):
     """Jira answered with an error status; `error` is what the rest of the product sees."""
@@ -414,3 +508,44 @@ def _resolved_at(fields: dict) -> datetime | None:
     if category == "done" and fields.get("statuscategorychangedate"):
         return _parse_time(fields["statuscategorychangedate"])
     return None
+
+
+def _person(user: dict | None) -> Address | None:
+    """A user with an e-mail address (account privacy can hide it: then nobody to mail)."""
+    if not user or not user.get("emailAddress"):
+        return None
+    return Address(user.get("displayName") or "", user["emailAddress"])
+
+
+def _attachment(raw: dict) -> JiraAttachment:
+    return JiraAttachment(id=str(raw["id"]), filename=raw.get("filename") or f"attachment-{raw['id']}",
+                          size=int(raw.get("size") or 0), mime_type=raw.get("mimeType") or "application/octet-stream",
+                          created=_parse_time(raw["created"]) if raw.get("created") else None,
+                          author_account_id=(raw.get("author") or {}).get("accountId"),
+                          url=raw.get("content") or "")
+
+
+def _comment(issue_key: str, raw: dict) -> JiraComment:
+    properties = {p.get("key"): p.get("value") for p in raw.get("properties") or ()}
+    # Cloud says jsdPublic; Data Center marks internal comments with sd.public.comment (research 2).
+    internal = bool((properties.get("sd.public.comment") or {}).get("internal"))
+    body = raw.get("body")
+    author = raw.get("author") or {}
+    return JiraComment(
+        id=str(raw["id"]), issue_key=issue_key, author_account_id=author.get("accountId"),
+        author_name=author.get("displayName") or "", created=_parse_time(raw["created"]),
+        body=body if isinstance(body, str) else _adf_text(body), rendered_html=raw.get("renderedBody") or None,
+        public=bool(raw.get("jsdPublic", not internal)), property_keys=frozenset(k for k in properties if k))
+
+
+def _adf_text(node: Any) -> str:
+    """The text of an Atlassian Document Format tree, a line per block."""
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text":
+        return node.get("text", "")
+    if node.get("type") == "hardBreak":
+        return "\n"
+    inner = "".join(_adf_text(child) for child in node.get("content") or ())
+    block = node.get("type") in ("paragraph", "heading", "listItem", "codeBlock", "blockquote", "rule")
+    return inner + "\n" if block else inner

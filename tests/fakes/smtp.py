@@ -26,9 +26,21 @@ class SmtpSink:
     host: str = HOST
     port: int = 0
     messages: list[ReceivedMail] = field(default_factory=list)
+    refused_recipients: dict[str, str] = field(default_factory=dict)  # address -> reply, e.g. "550 5.1.1 ..."
+    data_reply: str | None = None  # answer DATA with this (e.g. "451 4.3.0 try later") and keep nothing
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        """aiosmtpd handler hook: refuse the recipients a test names, accept the others."""
+        if address.lower() in self.refused_recipients:
+            return self.refused_recipients[address.lower()]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """aiosmtpd handler hook: keep the mail, accept it."""
+        if self.data_reply:
+            return self.data_reply
         self.messages.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.original_content))
         return "250 OK"
 
