@@ -67,3 +67,12 @@ def service(settings, store, mail_account) -> Service:
     link = store.add_link(mail_account.link(address="support@example.test"))
     jira = RestJira(settings.jira_url, settings.jira_email, settings.jira_api_token, settings.jira_timeout_s)
     return Service(settings, store, jira, link)
+
+
+@pytest.fixture
+def sending(service: Service, smtp_sink) -> Service:
+    """The test link, mailing agents' answers through the SMTP sink as "Example Support"."""
+    from plugin.domain import Security
+    service.relink(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_security=Security.NONE,
+                   from_name="Example Support")
+    return service

@@ -1,9 +1,12 @@
 """Fixture: an aiosmtpd sink on loopback that keeps every mail it receives."""
 from __future__ import annotations
 
+import email
+import email.policy
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -17,6 +20,11 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        """The mail as a mail client reads it."""
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
 
 
 @dataclass

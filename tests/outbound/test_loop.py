@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from plugin.store.outbox import Outbox
 from tests.conftest import mail_file
-from tests.outbound.conftest import received
 
 PDF = b"%PDF-1.4\n%steps\n"
 
@@ -31,7 +30,7 @@ def test_agent_answer_is_mailed_and_the_customer_reply_comes_back_as_comment(sen
 
     assert report.outbound.sent == 1
     [delivered] = smtp_sink.messages
-    mail = received(delivered.data)
+    mail = delivered.message
     assert delivered.rcpt_tos == ("ann@example.org",)
     assert delivered.mail_from == "support@example.test"
     assert mail["From"] == "Example Support <support@example.test>"
