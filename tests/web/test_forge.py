@@ -137,3 +137,29 @@ def test_a_comment_the_trigger_sent_is_not_sent_again_by_polling(forge, forge_ke
     sending.poll()
 
     assert len(smtp_sink.messages) == 1
+
+
+def test_a_comment_reaches_the_customer_in_seconds_by_trigger_and_in_one_round_by_polling(
+        forge, forge_keys, answered, sending, fake_jira, smtp_sink, capsys):
+    request, _ = answered
+    sending.relink(max_mails_per_minute=100)
+    sending.poll()  # the answer the fixture wrote
+    headers = {"Authorization": f"Bearer {forge_keys.token()}"}
+    by_trigger, by_poll = [], []
+    for n in range(10):
+        comment = fake_jira.add_agent_comment(request.key, f"answer {n} by trigger")
+        started = time.perf_counter()
+        forge.post(ENDPOINT, json=event(request, comment), headers=headers)
+        by_trigger.append(time.perf_counter() - started)
+        assert len(smtp_sink.messages) == 2 * n + 2
+        fake_jira.add_agent_comment(request.key, f"answer {n} by polling")
+        started = time.perf_counter()
+        sending.poll()
+        by_poll.append(time.perf_counter() - started)
+        assert len(smtp_sink.messages) == 2 * n + 3
+
+    with capsys.disabled():
+        print(f"\ncomment -> mail: trigger median {sorted(by_trigger)[5]:.3f} s (max {max(by_trigger):.3f} s); "
+              f"polling round median {sorted(by_poll)[5]:.3f} s (max {max(by_poll):.3f} s), "
+              "plus the wait for the next round")
+    assert max(by_trigger) < 5 and max(by_poll) < 10
