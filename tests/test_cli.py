@@ -15,7 +15,8 @@ from tests.conftest import MAIL_DIR, mail_file
 INSPECT_KEYS = ["file", "message_id", "from", "reply_to", "to", "cc", "subject", "date", "kind", "reason",
                 "summary", "description", "body_text", "reply_text", "attachments", "bounce", "thread",
                 "charset_repaired"]
-LOG_KEYS = {"time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail", "evidence"}
+LOG_KEYS = {"time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail", "evidence",
+            "direction"}
 
 
 @pytest.fixture
