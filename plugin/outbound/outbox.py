@@ -105,12 +105,16 @@ class Outbound:
             outcome = self._send(link, entry)
             if outcome is None:
                 report.waiting = len(due) - report.sent - report.failed
-                report.error = self.outbox.entry(entry.comment_id).last_error
+                report.error = self._last_error(entry)
                 return report
             report.sent += outcome == SENT
             report.failed += outcome == SEND_FAILED
         report.waiting = len(due) - report.sent - report.failed
         return report
+
+    def _last_error(self, entry: OutboxEntry) -> str | None:
+        now = self.outbox.entry(entry.comment_id)
+        return now.last_error if now else None
 
     def _recover(self, link: Link, now: datetime) -> None:
         """A "sending" row whose process stopped: sent if the Sent folder has it, else sent again."""
@@ -142,7 +146,8 @@ class Outbound:
             return None
         except MailRejected as refused:  # Jira refused our internal note: the mail itself is settled
             log.warning("jira refused a note link=%s issue=%s: %s", link.name, entry.issue_key, refused.detail)
-            return SENT if self.outbox.entry(entry.comment_id).state == "sent" else SEND_FAILED
+            settled = self.outbox.entry(entry.comment_id)
+            return SENT if settled and settled.state == SENT else SEND_FAILED
         except Exception as bug:
             log.exception("internal error sending link=%s comment=%s", link.name, entry.comment_id)
             self.outbox.postpone(entry.id, f"internal error: {type(bug).__name__}", self.settings.poll_interval_s)

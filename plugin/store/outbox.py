@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from cryptography.fernet import Fernet
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from plugin.domain import Secret
@@ -25,9 +26,13 @@ QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 MAX_REFERENCES = 10  # RFC 5322 section 3.6.4 lets a long thread trim References; the first and last count
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,8 @@ class OutboxEntry:
 
 def _entry(row: OutboxRow) -> OutboxEntry:
     return OutboxEntry(row.id, row.comment_id, row.link_id, row.issue_key, row.message_id, row.state, row.source,
-                       _aware(row.comment_created), _aware(row.queued_at), row.attempts, _aware(row.sending_since),
-                       _aware(row.sent_at), row.recipients, row.last_error)
+                       _aware(row.comment_created), _aware(row.queued_at), row.attempts,
+                       _maybe_aware(row.sending_since), _maybe_aware(row.sent_at), row.recipients, row.last_error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,7 @@ class Outbox:
         with self.store.session() as s, s.begin():
             claimed = s.execute(update(OutboxRow).where(OutboxRow.id == entry_id, OutboxRow.state == state)
                                 .values(state=SENDING, sending_since=utcnow(), attempts=OutboxRow.attempts + 1))
-            return claimed.rowcount == 1
+            return cast(CursorResult, claimed).rowcount == 1  # an UPDATE's result counts its rows
 
     def mark_sent(self, entry_id: int, recipients: str) -> None:
         self._finish(entry_id, SENT, recipients=recipients, sent_at=utcnow(), last_error="")
@@ -152,7 +157,7 @@ class Outbox:
             if row is not None:
                 return _aware(row.looked_at)
             created = s.scalar(select(LinkRow.created_at).where(LinkRow.id == link_id))
-            return _aware(created) or utcnow()
+            return _aware(created) if created else utcnow()
 
     def move_cursor(self, link_id: int, looked_at: datetime) -> None:
         with self.store.session() as s, s.begin():
@@ -175,7 +180,7 @@ class Outbox:
             rows = s.execute(select(MailIndexRow.message_id, MailIndexRow.direction).where(
                 MailIndexRow.link_id == link_id, MailIndexRow.issue_key == issue_key,
                 MailIndexRow.message_id.is_not(None)).order_by(MailIndexRow.id)).all()
-            ids = list(dict.fromkeys(m for m, _ in rows))
+            ids = list(dict.fromkeys(m for m, _ in rows if m))
             latest_in = next((m for m, direction in reversed(rows) if direction == "in"), None)
             subject = s.scalar(select(ProcessingLogRow.subject).where(
                 ProcessingLogRow.link_id == link_id, ProcessingLogRow.message_id == latest_in)
@@ -208,4 +213,5 @@ class Outbox:
 
     def link_created(self, link_id: int) -> datetime:
         with self.store.session() as s:
-            return _aware(s.scalar(select(LinkRow.created_at).where(LinkRow.id == link_id))) or utcnow()
+            created = s.scalar(select(LinkRow.created_at).where(LinkRow.id == link_id))
+            return _aware(created) if created else utcnow()
