@@ -14,7 +14,7 @@ import ssl
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from unittest import mock
 from xml.etree import ElementTree as ET
@@ -142,7 +142,7 @@ class FakeEws:
         self.back_off_ms = 30_000
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self._clock = datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
+        self._clock = datetime(2026, 1, 6, 9, 0, tzinfo=timezone.utc)
         root = self._new_folder("root", None, "root")
         top = self._new_folder("Top of Information Store", root.id, "msgfolderroot")
         self._new_folder("Inbox", top.id, "inbox")
