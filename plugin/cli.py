@@ -98,7 +98,11 @@ def link_json(link: Link) -> dict:
             "request_type_id": link.request_type_id, "access": link.access.value,
             "processed_label": link.processed_label, "rejected_label": link.rejected_label,
             "max_size_bytes": link.max_size_bytes, "smart_match": link.smart_match.enabled,
-            "enabled": link.enabled}
+            "enabled": link.enabled, "send_replies": link.send_replies, "smtp_host": link.smtp_host,
+            "smtp_port": link.smtp_port, "smtp_security": link.smtp_security.value,
+            "from_address": link.from_address or link.address, "from_name": link.from_name,
+            "sent_folder": link.sent_folder, "subject_style": link.subject_style,
+            "charset": link.outbound_charset}
 
 
 def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:

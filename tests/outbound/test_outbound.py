@@ -6,6 +6,7 @@ import re
 import time
 from datetime import timedelta
 
+from plugin.domain import Secret, Security
 from plugin.parse.charsets import decode_text
 from plugin.store.outbox import Outbox
 from tests.conftest import mail_file
@@ -305,3 +306,32 @@ def test_an_interrupted_send_without_a_sent_folder_is_sent_once_more(sending, ma
 
     assert len(smtp_sink.messages) == 1
     assert smtp_sink.messages[0].message["Message-ID"] == f"<{entry.message_id}>"
+
+
+def test_smtp_login_defaults_to_the_mailbox_account_over_starttls(service, mail_account, fake_jira,
+                                                                  smtp_submission):
+    smtp_submission.username, smtp_submission.password = mail_account.username, mail_account.password
+    service.settings = dataclasses.replace(service.settings, ca_file=smtp_submission.cafile)
+    service.relink(smtp_host=smtp_submission.host, smtp_port=smtp_submission.port, smtp_security=Security.STARTTLS)
+    request = first_mail(service, mail_account, fake_jira)
+    fake_jira.add_agent_comment(request.key, "answer")
+
+    service.poll()
+
+    assert smtp_submission.logins == [mail_account.username]
+    assert len(smtp_submission.messages) == 1
+
+
+def test_a_link_can_log_in_to_smtp_with_its_own_account(service, mail_account, fake_jira, smtp_submission):
+    smtp_submission.username, smtp_submission.password = "relay-user", "relay-Pa55"
+    service.settings = dataclasses.replace(service.settings, ca_file=smtp_submission.cafile)
+    service.relink(smtp_host=smtp_submission.host, smtp_port=smtp_submission.port, smtp_security=Security.STARTTLS,
+                   smtp_username="relay-user")
+    Outbox(service.store).set_smtp_password(service.link.id, Secret("relay-Pa55"))
+    request = first_mail(service, mail_account, fake_jira)
+    fake_jira.add_agent_comment(request.key, "answer")
+
+    service.poll()
+
+    assert smtp_submission.logins == ["relay-user"]
+    assert len(smtp_submission.messages) == 1
