@@ -161,11 +161,15 @@ class Outbound:
         if request is None or comment is None:
             what = "request" if request is None else "comment"
             return self._failed(link, entry, None, "deleted", f"the {what} was deleted before it was mailed")
+        if not comment.public:
+            return self._failed(link, entry, None, "internal", "the comment was made internal before it was mailed")
         since = datetime.now(UTC) - AUTO_REPLY_WINDOW
         recipients = choose_recipients(request, own=link.own_addresses, undeliverable=self.store.is_undeliverable,
                                        auto_repliers=self.outbox.auto_repliers(link.id, since))
         if not recipients.all:
-            left = "; ".join(recipients.left_out) or "the request has no reporter or participant with an e-mail address"
+            if not recipients.left_out:  # nobody with an e-mail address: not a request to answer by mail
+                return self._failed(link, entry, None, "no-recipient", "nobody on the request has an e-mail address")
+            left = "; ".join(recipients.left_out)
             self._note(entry.issue_key, f"This comment was not mailed: nobody to mail it to ({left}).")
             return self._failed(link, entry, None, "no-recipient", f"nobody to mail: {left}")
         customer = self.outbox.customer_mail(link.id, entry.issue_key)

@@ -1,4 +1,4 @@
-"""Fixtures: an aiosmtpd sink on loopback that keeps every mail it receives, and a submission server (STARTTLS + AUTH)."""
+"""Fixtures: an aiosmtpd sink on loopback that keeps what it receives, and a STARTTLS + AUTH submission server."""
 from __future__ import annotations
 
 import email

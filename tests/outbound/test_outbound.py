@@ -335,3 +335,18 @@ def test_a_link_can_log_in_to_smtp_with_its_own_account(service, mail_account, f
 
     assert smtp_submission.logins == ["relay-user"]
     assert len(smtp_submission.messages) == 1
+
+
+def test_a_comment_made_internal_before_its_turn_is_not_mailed(sending, mail_account, fake_jira, smtp_sink):
+    request = first_mail(sending, mail_account, fake_jira)
+    comment = fake_jira.add_agent_comment(request.key, "oops, meant for agents")
+    sending.relink(smtp_port=_free_port())  # down: the comment waits in the outbox
+    sending.poll()
+    comment.public = False  # the agent changed its visibility meanwhile
+    sending.relink(smtp_port=smtp_sink.port)
+    Outbox(sending.store).postpone(Outbox(sending.store).entries()[0].id, "", 0)
+
+    sending.poll()
+
+    assert smtp_sink.messages == []
+    assert Outbox(sending.store).entries()[0].state == "failed"
