@@ -73,3 +73,14 @@ def test_quarantined_sender_is_listed_and_released(client, auth, service):
                 headers=auth)
 
     assert not service.store.is_quarantined(service.link.id, "storm@example.org")
+
+
+def test_outbound_mail_shows_in_the_processing_log(client, auth, sending, mail_account, fake_jira):
+    mail_account.append(mail_file("request_plain.eml"))
+    sending.poll()
+    fake_jira.add_agent_comment(fake_jira.requests[0].key, "answer")
+    sending.poll()
+
+    page = client.get("/admin/logs?outcome=sent", headers=auth).get_data(as_text=True)
+
+    assert "ann@example.org" in page and "[SD-1] VPN drops every hour" in page

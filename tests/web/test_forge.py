@@ -163,3 +163,4 @@ def test_a_comment_reaches_the_customer_in_seconds_by_trigger_and_in_one_round_b
               f"polling round median {sorted(by_poll)[5]:.3f} s (max {max(by_poll):.3f} s), "
               "plus the wait for the next round")
     assert max(by_trigger) < 5 and max(by_poll) < 10
+
