@@ -76,8 +76,9 @@ class Outbound:
     def look(self, link: Link, project_key: str) -> int:
         """Polling: public comments on requests of the link's desk updated since the last look; how many queued."""
         started = datetime.now(UTC)
-        since = self.outbox.cursor(link.id)
-        floor = max(since - LOOK_OVERLAP, self.outbox.link_created(link.id))  # history is never mailed
+        cursor = self.outbox.cursor(link.id)
+        since = cursor.looked_at
+        floor = max(since - LOOK_OVERLAP, cursor.not_before)  # history is never mailed
         issues = self.jira.updated_requests(project_key, since - LOOK_OVERLAP, MAX_REQUESTS_PER_LOOK)
         queued = 0
         for issue in issues:
@@ -254,9 +255,11 @@ def run_outbound(link: Link, settings: Settings, store: Store, jira: JiraGateway
 
     Jira or the mail server in trouble: the error log says so and the next round tries again.
     """
-    if not can_send(link):
-        return None
     outbound = Outbound(settings, store, jira)
+    if not can_send(link):
+        # Answers written while a link cannot send are never mailed later, when it can.
+        outbound.outbox.hold_cursor(link.id, datetime.now(UTC))
+        return None
     try:
         outbound.look(link, jira.project_key(link.service_desk_id))
     except RetryLater as later:

@@ -169,6 +169,8 @@ class OutboundCursorRow(Base):
 
     link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), primary_key=True)
     looked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Comments older than this are never mailed: the link's creation, or when it last could not send.
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SmtpSecretRow(Base):

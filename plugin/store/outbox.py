@@ -60,6 +60,12 @@ def _entry(row: OutboxRow) -> OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Cursor:
+    looked_at: datetime  # the last look at Jira started then
+    not_before: datetime  # comments created before this are never mailed
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerMail:
     """The customer's latest mail on a request, and the request's mail ids for References."""
 
@@ -150,18 +156,28 @@ class Outbox:
                 func.coalesce(OutboxRow.sent_at, OutboxRow.sending_since) >= since)) or 0
 
     # Polling cursor ------------------------------------------------------------------------
-    def cursor(self, link_id: int) -> datetime:
-        """Where the next look starts: the last look, or when the link was created (history is never mailed)."""
+    def cursor(self, link_id: int) -> Cursor:
+        """Where the next look starts; before the first, when the link was created (history is never mailed)."""
         with self.store.session() as s:
             row = s.get(OutboundCursorRow, link_id)
             if row is not None:
-                return _aware(row.looked_at)
+                return Cursor(_aware(row.looked_at), _aware(row.not_before))
             created = s.scalar(select(LinkRow.created_at).where(LinkRow.id == link_id))
-            return _aware(created) if created else utcnow()
+            start = _aware(created) if created else utcnow()
+            return Cursor(start, start)
 
     def move_cursor(self, link_id: int, looked_at: datetime) -> None:
         with self.store.session() as s, s.begin():
-            s.merge(OutboundCursorRow(link_id=link_id, looked_at=looked_at))
+            row = s.get(OutboundCursorRow, link_id)
+            if row is None:
+                s.add(OutboundCursorRow(link_id=link_id, looked_at=looked_at, not_before=self.cursor(link_id).not_before))
+            else:
+                row.looked_at = looked_at
+
+    def hold_cursor(self, link_id: int, now: datetime) -> None:
+        """The link cannot send now: what agents write until it can is never mailed."""
+        with self.store.session() as s, s.begin():
+            s.merge(OutboundCursorRow(link_id=link_id, looked_at=now, not_before=now))
 
     # SMTP password -------------------------------------------------------------------------
     def set_smtp_password(self, link_id: int, password: Secret) -> None:
@@ -210,8 +226,3 @@ class Outbox:
             s.add(ProcessingLogRow(link_id=link_id, link_name=link_name, message_id=message_id, sender=sender,
                                    subject=subject, outcome=outcome, reason=reason, issue_key=issue_key,
                                    detail=detail, evidence=f"outbound: comment {comment_id}"))
-
-    def link_created(self, link_id: int) -> datetime:
-        with self.store.session() as s:
-            created = s.scalar(select(LinkRow.created_at).where(LinkRow.id == link_id))
-            return _aware(created) if created else utcnow()

@@ -350,3 +350,16 @@ def test_a_comment_made_internal_before_its_turn_is_not_mailed(sending, mail_acc
 
     assert smtp_sink.messages == []
     assert Outbox(sending.store).entries()[0].state == "failed"
+
+
+def test_answers_written_before_the_link_could_send_are_never_mailed(service, mail_account, fake_jira, smtp_sink):
+    request = first_mail(service, mail_account, fake_jira)  # no SMTP server yet
+    fake_jira.add_agent_comment(request.key, "answered while the link could not send")
+    service.poll()
+    service.relink(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_security=Security.NONE)
+    fake_jira.add_agent_comment(request.key, "answered once it could")
+
+    service.poll()
+
+    [mail] = [m.message for m in smtp_sink.messages]
+    assert "answered once it could" in mail.get_body(("plain",)).get_content()

@@ -39,9 +39,13 @@ def upgrade() -> None:
     op.create_table('outbound_cursor',
     sa.Column('link_id', sa.Integer(), nullable=False),
     sa.Column('looked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['link_id'], ['links.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('link_id')
     )
+    # Existing links start looking now: answers agents wrote before outbound mail existed are never mailed.
+    op.execute(sa.text("INSERT INTO outbound_cursor (link_id, looked_at, not_before) "
+                       "SELECT id, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM links"))
     op.create_table('smtp_secrets',
     sa.Column('link_id', sa.Integer(), nullable=False),
     sa.Column('password_encrypted', sa.LargeBinary(), nullable=False),
