@@ -533,7 +533,8 @@ def _comment(issue_key: str, raw: dict) -> JiraComment:
     author = raw.get("author") or {}
     return JiraComment(
         id=str(raw["id"]), issue_key=issue_key, author_account_id=author.get("accountId"),
-        author_name=author.get("displayName") or "", created=_parse_time(raw["created"]),
+        author_name=author.get("displayName") or "", author_email=author.get("emailAddress"),
+        created=_parse_time(raw["created"]),
         body=body if isinstance(body, str) else _adf_text(body), rendered_html=raw.get("renderedBody") or None,
         public=bool(raw.get("jsdPublic", not internal)), property_keys=frozenset(k for k in properties if k))
 

@@ -26,6 +26,7 @@ class JiraComment:
     issue_key: str
     author_account_id: str | None
     author_name: str
+    author_email: str | None  # hidden by account privacy, or a customer's own comment from the portal
     created: datetime
     body: str  # Jira wiki markup (REST v2), or the text of an ADF document
     rendered_html: str | None  # expand=renderedBody

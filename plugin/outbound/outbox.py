@@ -17,7 +17,7 @@ from plugin.outbound.model import (
     OutboundRequest,
     Threading,
 )
-from plugin.outbound.recipients import choose_recipients
+from plugin.outbound.recipients import AUTHOR, choose_recipients
 from plugin.outbound.send import (
     MailRefused,
     can_send,
@@ -166,11 +166,14 @@ class Outbound:
             return self._failed(link, entry, None, "internal", "the comment was made internal before it was mailed")
         since = datetime.now(UTC) - AUTO_REPLY_WINDOW
         recipients = choose_recipients(request, own=link.own_addresses, undeliverable=self.store.is_undeliverable,
-                                       auto_repliers=self.outbox.auto_repliers(link.id, since))
+                                       auto_repliers=self.outbox.auto_repliers(link.id, since),
+                                       author=comment.author_email)
         if not recipients.all:
-            if not recipients.left_out:  # nobody with an e-mail address: not a request to answer by mail
-                return self._failed(link, entry, None, "no-recipient", "nobody on the request has an e-mail address")
-            left = "; ".join(recipients.left_out)
+            withheld = [x for x in recipients.left_out if not x.endswith(f"({AUTHOR})")]
+            if not withheld:  # nobody with an e-mail address but the author: nothing an agent must know
+                return self._failed(link, entry, None, "no-recipient",
+                                    "; ".join(recipients.left_out) or "nobody on the request has an e-mail address")
+            left = "; ".join(withheld)
             self._note(entry.issue_key, f"This comment was not mailed: nobody to mail it to ({left}).")
             return self._failed(link, entry, None, "no-recipient", f"nobody to mail: {left}")
         customer = self.outbox.customer_mail(link.id, entry.issue_key)
@@ -185,34 +188,36 @@ class Outbound:
                                smtp_password=self.outbox.smtp_password(link.id), cafile=self.settings.ca_file)
         except MailRefused as refused:
             self._note(entry.issue_key, f"This comment could not be mailed: {refused.detail}")
-            return self._failed(link, entry, subject, "refused", refused.detail)
-        self._remember(link, entry, addresses=delivery.accepted)
-        self.outbox.mark_sent(entry.id, ", ".join(delivery.accepted))
+            return self._failed(link, entry, subject, "refused", refused.detail,
+                                tuple(a.address for a in recipients.all))
+        if delivery.accepted:  # first of all, so that a crash from here on cannot send it twice
+            self._remember(link, entry, addresses=delivery.accepted)
+            self.outbox.mark_sent(entry.id, ", ".join(delivery.accepted))
         for refusal in delivery.refused:
             self.store.mark_undeliverable(refusal.address, str(refusal.code), entry.issue_key)
         if delivery.refused:
             refused_text = ", ".join(map(str, delivery.refused))
             self._note(entry.issue_key, f"The mail of this comment was refused for {refused_text}.")
+        if not delivery.accepted:
+            return self._failed(link, entry, subject, "refused",
+                                "every recipient refused: " + ", ".join(map(str, delivery.refused)),
+                                tuple(a.address for a in recipients.all))
         if keeps_sent_copy(link):
             try:
                 save_sent_copy(link, msg, self.settings.ca_file)
             except RetryLater as later:
                 log.warning("sent, but no copy in the Sent folder link=%s: %s", link.name, later.detail)
         detail = [f"comment {entry.comment_id} to {', '.join(delivery.accepted)}"]
-        if recipients.cc:
-            detail.append(f"cc {', '.join(a.address for a in recipients.cc)}")
         detail += [f"left out {x}" for x in recipients.left_out]
         detail += [f"refused {r}" for r in delivery.refused]
         if files or too_large:
             detail.append(f"{len(files)} file(s) attached, {len(too_large)} named with a link (over the size cap)")
-        if delivery.accepted:
-            self.outbox.log_mail(link.id, link.name, outcome=SENT, reason=None, issue_key=entry.issue_key,
-                                 message_id=entry.message_id, sender=sender.address, subject=subject,
-                                 detail="; ".join(detail), comment_id=entry.comment_id)
-            log.info("sent link=%s issue=%s comment=%s message_id=%s", link.name, entry.issue_key,
-                     entry.comment_id, entry.message_id)
-            return SENT
-        return self._failed(link, entry, subject, "refused", "; ".join(detail[1:]) or "every recipient refused")
+        self.outbox.log_mail(link.id, link.name, outcome=SENT, reason=None, issue_key=entry.issue_key,
+                             message_id=entry.message_id, sender=sender.address, subject=subject,
+                             detail="; ".join(detail), comment_id=entry.comment_id)
+        log.info("sent link=%s issue=%s comment=%s message_id=%s", link.name, entry.issue_key, entry.comment_id,
+                 entry.message_id)
+        return SENT
 
     def _files(self, link: Link, comment: JiraComment,
                request: OutboundRequest) -> tuple[tuple[Attachment, ...], tuple[JiraAttachment, ...]]:
@@ -230,8 +235,9 @@ class Outbound:
         """An internal comment for agents; jsm-mail's own, so never mailed."""
         self.jira.add_comment(issue_key, text, public=False)
 
-    def _failed(self, link: Link, entry: OutboxEntry, subject: str | None, reason: str, detail: str) -> str:
-        self.outbox.mark_failed(entry.id, f"{reason}: {detail}")
+    def _failed(self, link: Link, entry: OutboxEntry, subject: str | None, reason: str, detail: str,
+                recipients: tuple[str, ...] = ()) -> str:
+        self.outbox.mark_failed(entry.id, f"{reason}: {detail}", ", ".join(recipients))
         self.outbox.log_mail(link.id, link.name, outcome=SEND_FAILED, reason=reason, issue_key=entry.issue_key,
                              message_id=entry.message_id, sender=sender_of(link).address, subject=subject,
                              detail=f"comment {entry.comment_id}: {detail}", comment_id=entry.comment_id)
@@ -256,6 +262,11 @@ def run_outbound(link: Link, settings: Settings, store: Store, jira: JiraGateway
     Jira or the mail server in trouble: the error log says so and the next round tries again.
     """
     outbound = Outbound(settings, store, jira)
+    if can_send(link) and not sender_of(link).address:
+        store.log_error(link.name, None, RetryLater(f"link {link.name} has no address to send from: "
+                                                    "set its from-address"))
+        outbound.outbox.hold_cursor(link.id, datetime.now(UTC))
+        return OutboundReport(error=f"link {link.name} has no address to send from")
     if not can_send(link):
         # Answers written while a link cannot send are never mailed later, when it can.
         outbound.outbox.hold_cursor(link.id, datetime.now(UTC))

@@ -6,10 +6,13 @@ from collections.abc import Callable
 from plugin.domain import Address
 from plugin.outbound.model import OutboundRequest, Recipients
 
+AUTHOR = "wrote the comment"
+
 
 def choose_recipients(request: OutboundRequest, *, own: frozenset[str], undeliverable: Callable[[str], bool],
-                      auto_repliers: frozenset[str]) -> Recipients:
-    """To the reporter, Cc the participants; never our own addresses, bounced ones, or recent auto-repliers."""
+                      auto_repliers: frozenset[str], author: str | None = None) -> Recipients:
+    """To the reporter, Cc the participants; never our own addresses, bounced ones, recent auto-repliers,
+    or the comment's author (a customer who commented in the portal has it already)."""
     chosen: list[Address] = []
     left_out: list[str] = []
     seen: set[str] = set()
@@ -18,7 +21,8 @@ def choose_recipients(request: OutboundRequest, *, own: frozenset[str], undelive
         if address in seen:
             continue
         seen.add(address)
-        why = ("our own address" if address in own else
+        why = (AUTHOR if author and address == author.lower() else
+               "our own address" if address in own else
                "marked undeliverable by a bounce" if undeliverable(address) else
                "sent us an auto-reply within the last day" if address in auto_repliers else None)
         if why:

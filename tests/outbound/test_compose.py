@@ -41,7 +41,8 @@ LINK = Link(id=1, name="support", protocol=MailProtocol.IMAP, host="imap.example
 
 def note(body: str = "Try again.", rendered: str | None = None, subject: str | None = None,
          files: tuple[Attachment, ...] = ()) -> Notification:
-    comment = JiraComment("10100", "SD-42", "agent-1", "Agent", NOW, body, rendered, True, frozenset())
+    comment = JiraComment("10100", "SD-42", "agent-1", "Agent", "agent@example.com", NOW, body, rendered, True,
+                          frozenset())
     request = OutboundRequest("SD-42", "Printer jams on floor 3", "SD", Address("Ann", "ann@example.org"), (), ())
     return Notification(request, comment, Address("Example Support", "support@example.com"),
                         Recipients((Address("Ann", "ann@example.org"),), (Address("Bob", "bob@example.org"),), ()),

@@ -363,3 +363,27 @@ def test_answers_written_before_the_link_could_send_are_never_mailed(service, ma
 
     [mail] = [m.message for m in smtp_sink.messages]
     assert "answered once it could" in mail.get_body(("plain",)).get_content()
+
+
+def test_a_customers_own_portal_comment_goes_to_the_others_not_back_to_them(sending, mail_account, fake_jira,
+                                                                          smtp_sink):
+    request = fake_jira.add_request("Printer jams", reporter_email="ann@example.org",
+                                    participants=("bob@example.org",))
+    fake_jira.add_agent_comment(request.key, "Any news?", author_email="ann@example.org")
+
+    sending.poll()
+
+    [delivered] = smtp_sink.messages
+    assert delivered.rcpt_tos == ("bob@example.org",)
+
+
+def test_a_link_without_an_address_to_send_from_says_so(sending, mail_account, fake_jira, smtp_sink):
+    sending.relink(address="", username="svc-support", from_address="")
+    request = fake_jira.add_request("Printer jams", reporter_email="ann@example.org")
+    fake_jira.add_agent_comment(request.key, "answer")
+
+    report = sending.poll()
+
+    assert smtp_sink.messages == []
+    assert "no address to send from" in report.outbound.error
+    assert any("no address to send from" in e.summary for e in sending.store.error_log())
