@@ -27,7 +27,7 @@ from plugin.outbound.send import (
     save_sent_copy,
 )
 from plugin.settings import Settings
-from plugin.store.outbox import SENDING, Outbox, OutboxEntry
+from plugin.store.outbox import Outbox, OutboxEntry
 from plugin.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ class Outbound:
 
     def _recover(self, link: Link, now: datetime) -> None:
         """A "sending" row whose process stopped: sent if the Sent folder has it, else sent again."""
-        for entry in self.outbox.stale_sending(link.id, now - SENDING_STALE):
+        stale_before = now - SENDING_STALE
+        for entry in self.outbox.stale_sending(link.id, stale_before):
             found = False
             if keeps_sent_copy(link):
                 try:
@@ -127,11 +128,17 @@ class Outbound:
                 except RetryLater as later:
                     log.warning("cannot check the Sent folder link=%s: %s", link.name, later.detail)
                     continue
+            if not self.outbox.claim(entry.id, stale_before=stale_before):
+                continue  # another process took it over
             if found:
                 self._remember(link, entry)
-                self.outbox.mark_sent(entry.id, "(found in the Sent folder after an interruption)")
+                self.outbox.mark_sent(entry.id, "")
+                self.outbox.log_mail(link.id, link.name, outcome=SENT, reason=None, issue_key=entry.issue_key,
+                                     message_id=entry.message_id, sender=sender_of(link).address, subject=None,
+                                     detail=f"comment {entry.comment_id}: sent before an interruption, "
+                                            f"found in the {link.sent_folder} folder", comment_id=entry.comment_id)
                 log.info("sent before an interruption link=%s comment=%s", link.name, entry.comment_id)
-            elif self.outbox.claim(entry.id, state=SENDING):
+            else:
                 self._send(link, entry)
 
     def _send(self, link: Link, entry: OutboxEntry) -> str | None:

@@ -126,10 +126,15 @@ class Outbox:
                 OutboxRow.link_id == link_id, OutboxRow.state == SENDING, OutboxRow.sending_since < before))]
 
     # Sending -------------------------------------------------------------------------------
-    def claim(self, entry_id: int, *, state: str = QUEUED) -> bool:
-        """Mark "sending" before the SMTP conversation; False when another process got there first."""
+    def claim(self, entry_id: int, *, stale_before: datetime | None = None) -> bool:
+        """Mark "sending" before the SMTP conversation; False when another process got there first.
+
+        With `stale_before`, take over a "sending" row whose process stopped before then.
+        """
+        mine = (OutboxRow.state == QUEUED if stale_before is None else
+                (OutboxRow.state == SENDING) & (OutboxRow.sending_since < stale_before))
         with self.store.session() as s, s.begin():
-            claimed = s.execute(update(OutboxRow).where(OutboxRow.id == entry_id, OutboxRow.state == state)
+            claimed = s.execute(update(OutboxRow).where(OutboxRow.id == entry_id, mine)
                                 .values(state=SENDING, sending_since=utcnow(), attempts=OutboxRow.attempts + 1))
             return cast(CursorResult, claimed).rowcount == 1  # an UPDATE's result counts its rows
 

@@ -287,6 +287,7 @@ def test_an_interrupted_send_found_in_the_sent_folder_is_not_sent_again(sending,
 
     assert smtp_sink.messages == []
     assert outbox.entries()[0].state == "sent"
+    assert "found in the Sent folder" in sending.log()[-1].detail
 
 
 def test_an_interrupted_send_without_a_sent_folder_is_sent_once_more(sending, mail_account, fake_jira, smtp_sink):
