@@ -27,12 +27,13 @@ from plugin.outbound.send import (
     save_sent_copy,
 )
 from plugin.settings import Settings
-from plugin.store.outbox import Outbox, OutboxEntry
+from plugin.store.outbox import FAILED, Outbox, OutboxEntry
 from plugin.store.store import Store
 
 log = logging.getLogger(__name__)
 
 SENT, SEND_FAILED = "sent", "send-failed"
+RETRY = "retry"  # this mail waits for a later round; the others go on
 LOOK_OVERLAP = timedelta(minutes=2)  # Jira's search is eventually consistent and clocks differ
 MAX_REQUESTS_PER_LOOK = 200  # the rest are looked at next round, from the last one seen
 SENDING_STALE = timedelta(minutes=10)  # longer than any SMTP conversation: its process has stopped
@@ -142,7 +143,7 @@ class Outbound:
                 self._send(link, entry)
 
     def _send(self, link: Link, entry: OutboxEntry) -> str | None:
-        """One mail: sent, send-failed, or None when it waits for the server (postponed)."""
+        """One mail: sent, send-failed, retry (this mail later), or None when the server is unavailable."""
         try:
             return self._compose_and_send(link, entry)
         except RetryLater as later:
@@ -152,15 +153,20 @@ class Outbound:
                         entry.comment_id, later.detail)
             self.store.log_error(link.name, None, later)  # once per outage: the store drops repeats
             return None
-        except MailRejected as refused:  # Jira refused our internal note: the mail itself is settled
-            log.warning("jira refused a note link=%s issue=%s: %s", link.name, entry.issue_key, refused.detail)
+        except MailRejected as refused:  # Jira refused a call (400): asking again gets the same answer
             settled = self.outbox.entry(entry.comment_id)
-            return SENT if settled and settled.state == SENT else SEND_FAILED
+            if settled and settled.state in (SENT, FAILED):  # only our internal note was refused
+                log.warning("jira refused a note link=%s issue=%s: %s", link.name, entry.issue_key, refused.detail)
+                return SENT if settled.state == SENT else SEND_FAILED
+            return self._failed(link, entry, None, "jira-refused", refused.detail)
         except Exception as bug:
             log.exception("internal error sending link=%s comment=%s", link.name, entry.comment_id)
-            self.outbox.postpone(entry.id, f"internal error: {type(bug).__name__}", self.settings.poll_interval_s)
             self.store.log_error(link.name, entry.message_id, bug)
-            return None
+            if entry.attempts + 1 >= self.settings.max_attempts:
+                return self._failed(link, entry, None, "internal-error", f"gave up after {entry.attempts + 1} "
+                                    "attempts that hit an internal error; the error log has the details")
+            self.outbox.postpone(entry.id, f"internal error: {type(bug).__name__}", self.settings.poll_interval_s)
+            return RETRY
 
     def _compose_and_send(self, link: Link, entry: OutboxEntry) -> str:
         request = self.jira.outbound_request(entry.issue_key)
