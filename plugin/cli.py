@@ -113,6 +113,9 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
     password = os.environ.get(args.password_env) if args.password_env else ""
     if args.password_env and password is None:
         return fail(f"environment variable {args.password_env} is not set")
+    smtp_password = os.environ.get(args.smtp_password_env) if args.smtp_password_env else None
+    if args.smtp_password_env and smtp_password is None:
+        return fail(f"environment variable {args.smtp_password_env} is not set")
     protocol, security = MailProtocol(args.protocol), Security(args.security)
     if protocol is MailProtocol.GRAPH:
         return fail(f"{protocol.value} links are not supported yet; link the mailbox over IMAP, POP3 or EWS")
@@ -132,11 +135,19 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         max_size_bytes=max_size_bytes, require_to=not args.allow_missing_to,
         anyone_may_comment=args.anyone_may_comment, tracking_token=args.tracking_token,
         reopen_window_days=args.reopen_window_days, smart_match=SmartMatch(enabled=args.smart_match),
-        autoreply_allow_domains=tuple(args.allow_autoreply_domain), blocked_domains=tuple(args.block_domain))
+        autoreply_allow_domains=tuple(args.allow_autoreply_domain), blocked_domains=tuple(args.block_domain),
+        send_replies=not args.no_replies, from_address=args.from_address or "", from_name=args.from_name or "",
+        aliases=tuple(args.alias), smtp_username=args.smtp_username or "", sent_folder=args.sent_folder or "",
+        subject_style=args.subject_style, outbound_charset=args.charset,
+        max_attachment_bytes=int(args.max_attachment_mb * 1024 * 1024),
+        max_mails_per_minute=args.max_mails_per_minute)
     problem = request_type_problem(runtime, link)
     if problem:
         return fail(problem)
     link = runtime.store.add_link(link)
+    if smtp_password:
+        from plugin.store.outbox import Outbox
+        Outbox(runtime.store).set_smtp_password(link.id, Secret(smtp_password))
     print(f"link {link.name} added (id {link.id})")
     return 0
 
@@ -164,7 +175,11 @@ def link_json(link: Link) -> dict:
             "request_type_id": link.request_type_id, "access": link.access.value,
             "processed_label": link.processed_label, "rejected_label": link.rejected_label,
             "max_size_bytes": link.max_size_bytes, "smart_match": link.smart_match.enabled,
-            "enabled": link.enabled}
+            "enabled": link.enabled, "send_replies": link.send_replies, "smtp_host": link.smtp_host,
+            "smtp_port": link.smtp_port, "smtp_security": link.smtp_security.value,
+            "from_address": link.from_address or link.address, "from_name": link.from_name,
+            "sent_folder": link.sent_folder, "subject_style": link.subject_style,
+            "charset": link.outbound_charset}
 
 
 def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -228,8 +243,9 @@ def cmd_logs(args: argparse.Namespace, runtime: Runtime) -> int:
     else:
         entries = list(every(runtime.store, query))
     if args.json:
-        for entry in entries:
-            print(json.dumps(entry.as_json(), ensure_ascii=False))
+        from plugin.outbound.log import with_direction
+        for row in with_direction(runtime.store, [entry.as_json() for entry in entries]):
+            print(json.dumps(row, ensure_ascii=False))
     elif args.csv:
         sys.stdout.writelines(csv_chunks(entries, bom=False))
     else:
@@ -332,6 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smtp-host")
     p.add_argument("--smtp-port", type=port_number)
     p.add_argument("--smtp-security", default="starttls", choices=[s.value for s in Security])
+    p.add_argument("--smtp-username", help="SMTP login (default: the mailbox's username)")
+    p.add_argument("--smtp-password-env", metavar="VAR", help="environment variable holding the SMTP password "
+                   "(default: the mailbox's password)")
+    p.add_argument("--from-address", help="From of mail to customers (default: the mailbox's address)")
+    p.add_argument("--from-name", help="display name of that From, e.g. 'Example Support'")
+    p.add_argument("--alias", action="append", default=[], metavar="ADDR",
+                   help="another address of this mailbox: never mailed, never a participant")
+    p.add_argument("--sent-folder", metavar="FOLDER", help="IMAP folder that keeps a copy of each mail sent")
+    p.add_argument("--subject-style", default="key", choices=["key", "reply"],
+                   help="key: '[SD-42] summary'; reply: 'Re: <customer's subject> [SD-42]'")
+    p.add_argument("--charset", default="utf-8", choices=["utf-8", "iso-2022-jp"],
+                   help="charset of mail to customers; iso-2022-jp (CP50220) for old Japanese clients")
+    p.add_argument("--max-attachment-mb", type=float, default=10,
+                   help="files larger than this are named with a link instead of attached")
+    p.add_argument("--max-mails-per-minute", type=int, default=10)
+    p.add_argument("--no-replies", action="store_true", help="never mail agents' comments from this link")
     p.add_argument("--processed-label", type=label, help="default: JSM_MAIL_PROCESSED_LABEL or jsm-processed")
     p.add_argument("--rejected-label", type=label, help="default: JSM_MAIL_REJECTED_LABEL or jsm-rejected")
     p.add_argument("--max-size-mb", type=positive_number, help="default: JSM_MAIL_MAX_SIZE_BYTES or 50 MB")

@@ -367,7 +367,19 @@ class Link:
     sender_budget: int = 20  # new requests per sender ...
     sender_budget_window_s: int = 7200  # ... within this window
     enabled: bool = True
+    # Outbound: agents' public comments mailed to customers (DESIGN.md section 8).
+    send_replies: bool = True
+    from_address: str = ""  # From of our mail; default: the mailbox's address
+    from_name: str = ""  # its display name, e.g. "Example Support"
+    aliases: tuple[str, ...] = ()  # more addresses of this mailbox: never a recipient or participant
+    smtp_username: str = ""  # default: the mailbox's username (and its password, unless one is stored)
+    sent_folder: str = ""  # IMAP folder that keeps a copy of each mail sent; "" keeps none
+    subject_style: str = "key"  # "key": "[SD-42] summary"; "reply": "Re: <customer's subject> [SD-42]"
+    outbound_charset: str = "utf-8"  # or "iso-2022-jp" (CP50220) for old clients and gateways
+    max_attachment_bytes: int = 10 * 1024 * 1024  # per file; larger ones are named with a link
+    max_mails_per_minute: int = 10
 
     @property
     def own_addresses(self) -> frozenset[str]:
-        return frozenset(a.lower() for a in (self.address, self.username) if "@" in a)
+        mine = (self.address, self.username, self.from_address, *tuple(self.aliases))
+        return frozenset(a.lower() for a in mine if "@" in a)

@@ -14,7 +14,8 @@ from plugin.store.store import LogEntry, Store
 WHEN_HELP = "use today, yesterday, a date such as 2026-01-31 (or 2026-01-31T09:00), or an age such as 7d, 12h, 30m"
 _AGE = re.compile(r"^(\d{1,5})\s*([wdhm])$")  # at most 99999 weeks: never before the year 1
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}
-OUTCOMES = ("created", "commented", "bounce-recorded", "ignored", "rejected", "waiting-retry", "failed")
+OUTCOMES = ("created", "commented", "bounce-recorded", "ignored", "rejected", "waiting-retry", "failed", "sent",
+            "send-failed")
 
 
 def parse_when(value: str, now: datetime | None = None) -> datetime:

@@ -14,6 +14,7 @@ from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, Ra
 from plugin.errors import MailRejected, RejectReason, RetryLater
 from plugin.jira.gateway import JiraGateway
 from plugin.mailboxes import Mailbox, open_mailbox
+from plugin.outbound.outbox import OutboundReport, run_outbound
 from plugin.parse.mail import parse_bytes, parse_mail
 from plugin.pipeline import Handled, process
 from plugin.record import MailAbout, record, record_waiting
@@ -49,13 +50,15 @@ class PollReport:
     error: str | None = None
     skipped: str | None = None  # the round did not run, and why
     unreachable: bool = False  # the mailbox could not be reached, logged in to, or its folder opened
+    outbound: OutboundReport | None = None  # None: the link sends no mail
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.link}: skipped, {self.skipped}"
         counts = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items())) or "no new mail"
         extra = f"; {self.error}" if self.error else ""
-        return f"{self.link}: {counts}{extra}"
+        outbound = f"; outbound: {self.outbound}" if self.outbound else ""
+        return f"{self.link}: {counts}{extra}{outbound}"
 
 
 def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
@@ -65,6 +68,16 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
         report.skipped = "another process is polling this link"
         return report
     ctx = Context(settings, link, store, jira, lease=WORKER_ID)
+    try:
+        _poll_inbound(link, ctx, report)
+        report.outbound = run_outbound(link, settings, store, jira)  # inbound, then outbound (DESIGN.md 8)
+    finally:
+        store.release_lease(link.id, WORKER_ID)
+    return report
+
+
+def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
+    store, settings = ctx.store, ctx.settings
     renewed = time.monotonic()
     try:
         with open_mailbox(link, cafile=settings.ca_file) as mailbox:
@@ -89,9 +102,6 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
     except LeaseLost as lost:
         log.warning("stopped link=%s: %s", link.name, lost)
         report.error = str(lost)
-    finally:
-        store.release_lease(link.id, WORKER_ID)
-    return report
 
 
 def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:

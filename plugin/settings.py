@@ -14,6 +14,9 @@ from plugin.domain import Secret, check_label
 
 PREFIX = "JSM_MAIL_"
 MB = 1024 * 1024
+FORGE_APP_ID = "ari:cloud:ecosystem::app/6f1c2a7e-3b0d-4c59-9a1e-5d2b7c8e4f10"  # app.id in manifest.yml
+# Forge remote invocation contract: the keys that sign Forge Invocation Tokens.
+FORGE_JWKS_URL = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
 # Owner-only modes for everything in the data dir: the database, kept mails and generated keys.
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
@@ -131,6 +134,8 @@ class Settings:
     link_failing_alert_s: int = 900  # /health answers 503 once a link has failed this long
     # Fault point for crash tests (plugin.faults): "kill-at:POINT[:N]".
     fault: str | None = None
+    forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
+    forge_jwks_url: str = FORGE_JWKS_URL
 
     @property
     def demo(self) -> bool:
@@ -181,6 +186,8 @@ class Settings:
             ca_file=read.text("CA_FILE"),
             link_failing_alert_s=int(read.number("LINK_FAILING_ALERT_S", 900, minimum=1)),
             fault=read.text("FAULT"),
+            forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
+            forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -102,3 +102,12 @@ def env(settings, tmp_path) -> dict[str, str]:
 def jsm_mail(env: dict[str, str], *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "plugin.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout_s, check=False)
+
+
+@pytest.fixture
+def sending(service: Service, smtp_sink) -> Service:
+    """The test link, mailing agents' answers through the SMTP sink as "Example Support"."""
+    from plugin.domain import Security
+    service.relink(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_security=Security.NONE,
+                   from_name="Example Support")
+    return service

@@ -22,7 +22,8 @@ from tests.conftest import MAIL_DIR, jsm_mail, mail_file
 INSPECT_KEYS = ["file", "message_id", "from", "reply_to", "to", "cc", "subject", "date", "kind", "reason",
                 "summary", "description", "body_text", "reply_text", "attachments", "bounce", "thread",
                 "charset_repaired"]
-LOG_KEYS = {"time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail", "evidence"}
+LOG_KEYS = {"time", "link", "message_id", "from", "subject", "outcome", "reason", "issue_key", "detail", "evidence",
+            "direction"}
 
 
 def test_links_add_stores_the_password_encrypted_and_never_prints_it(env, mail_account, settings):

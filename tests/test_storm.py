@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import re
 
-from plugin.domain import Security
 from tests.conftest import mail_file
 from tests.corpus import corpus_cases
 
@@ -43,27 +42,36 @@ def all_flags(mail_account) -> list[set[str]]:
     return [{flag.decode() for flag in data[b"FLAGS"]} for data in fetched.values()]
 
 
-def test_storm_of_machine_mail_raises_nothing_and_answers_nothing(service, mail_account, fake_jira, smtp_sink):
-    service.relink(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_security=Security.NONE)
+def in_reply_to(mail: bytes, message_id: str) -> bytes:
+    """The mail as an answer to ours: what an auto-responder writes."""
+    return b"In-Reply-To: <%s>\r\n" % message_id.encode() + mail
+
+
+def test_storm_of_machine_mail_raises_nothing_and_answers_nothing(sending, mail_account, fake_jira, smtp_sink):
     request = fake_jira.add_request("Printer on floor 3", reporter_email="moved.away@customer.example")
+    answer = fake_jira.add_agent_comment(request.key, "A technician comes at 3 pm.")
+    sending.poll()
+    [ours] = smtp_sink.messages  # the mail every auto-reply below answers
+    our_id = ours.message["Message-ID"].strip("<>")
     corpus, templated = storm(request.id)
+    templated = [in_reply_to(m, our_id) for m in templated]
     with mail_account.client(readonly=False) as client:
         client.multiappend("INBOX", corpus + templated)
 
     for _ in range(3):
-        if not service.poll().outcomes:
+        if not sending.poll().outcomes:
             break
 
     assert fake_jira.requests == [request]
     bounces_of_notifications = sum(JIRA_NOTIFICATION_ID.replace(b"10001", request.id.encode()) in m
                                    for m in templated)
-    assert len(request.comments) == bounces_of_notifications
-    assert not any(comment.public for comment in request.comments)
-    assert smtp_sink.messages == []
+    assert len(request.comments) == 1 + bounces_of_notifications
+    assert request.public_comments == [answer]
+    assert smtp_sink.messages == [ours]
     flags = all_flags(mail_account)
     assert len(flags) == STORM_SIZE
     assert all(SEEN in f and f & {PROCESSED, REJECTED} for f in flags)
-    log = service.log()
+    log = [entry for entry in sending.log() if entry.outcome != "sent"]
     assert len(log) == STORM_SIZE
     assert {entry.outcome for entry in log} <= MACHINE_OUTCOMES
     assert {e.message_id for e in log} >= {MESSAGE_ID.search(m)[1].decode() for m in templated}

@@ -10,6 +10,7 @@ from typing import Any
 
 from plugin.domain import Address, Attachment, RequestInfo
 from plugin.jira.gateway import IssueRef, Mark, RequestTypeInfo
+from plugin.outbound.model import JiraComment, OutboundRequest, UpdatedIssue
 
 DEMO_PROJECT = "SD"
 
@@ -106,3 +107,23 @@ class DryRunJira:
 
     def _email(self, account_id: str) -> str | None:
         return next((e for e, a in self._state["customers"].items() if a == account_id), None)
+
+    # -- outbound: a dry-run Jira has no agents, so there is never a comment to mail
+
+    def myself_account_id(self) -> str:
+        return "dry-run-jsm-mail"
+
+    def updated_requests(self, project_key: str, since: datetime, limit: int) -> list[UpdatedIssue]:
+        return []
+
+    def comments_since(self, issue_key: str, since: datetime) -> list[JiraComment]:
+        return []
+
+    def comment(self, issue_key: str, comment_id: str) -> JiraComment | None:
+        return None
+
+    def outbound_request(self, issue_key: str) -> OutboundRequest | None:
+        return None
+
+    def attachment_content(self, attachment_id: str) -> bytes:
+        raise KeyError(attachment_id)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from plugin.domain import Address, Attachment, RequestInfo
+from plugin.outbound.model import JiraComment, OutboundRequest, UpdatedIssue
 
 LEDGER_PROPERTY = "jsm-mail"  # comment entity property {"ledger": <ledger key>, "part": <which effect>}
 
@@ -83,3 +85,21 @@ class JiraGateway(Protocol):
                *, public: bool = True) -> None: ...
 
     def link_issues(self, inward_key: str, outward_key: str, link_type: str = "Relates") -> None: ...
+
+    # Outbound: agents' public comments mailed to customers.
+
+    def myself_account_id(self) -> str:
+        """The account jsm-mail calls Jira as; what it writes is never mailed back."""
+
+    def updated_requests(self, project_key: str, since: datetime, limit: int) -> list[UpdatedIssue]:
+        """Requests of the project updated since then, oldest update first, at most `limit`."""
+
+    def comments_since(self, issue_key: str, since: datetime) -> list[JiraComment]:
+        """The request's comments created since then, oldest first, public and internal."""
+
+    def comment(self, issue_key: str, comment_id: str) -> JiraComment | None: ...
+
+    def outbound_request(self, issue_key: str) -> OutboundRequest | None:
+        """Summary, reporter, participants and attachments: what a mail about the request needs."""
+
+    def attachment_content(self, attachment_id: str) -> bytes: ...

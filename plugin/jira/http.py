@@ -43,6 +43,23 @@ class JiraHttp:
 
     def call(self, method: str, path: str, *, none_on: tuple[int, ...] = (), **kwargs: Any) -> Any:
         """The JSON body ({} when empty), or None when Jira answers a status in `none_on`."""
+        response = self._send(method, path, none_on=none_on, **kwargs)
+        if response is None:
+            return None
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            raise RetryLater(f"Jira answered {method} {path.split('?')[0]} with something that is not JSON",
+                             DEFAULT_RETRY_S) from None
+
+    def content(self, path: str) -> bytes:
+        """The bytes Jira serves at this path (an attachment's content)."""
+        response = self._send("GET", path)
+        assert response is not None
+        return response.content
+
+    def _send(self, method: str, path: str, *, none_on: tuple[int, ...] = (),
+              **kwargs: Any) -> requests.Response | None:
         what = f"{method} {path.split('?')[0]}"
         try:
             response = self._session.request(method, self.url + path, timeout=self._timeout_s, **kwargs)
@@ -53,10 +70,7 @@ class JiraHttp:
             if response.status_code in none_on:
                 return None
             raise error_for(response, what)
-        try:
-            return response.json() if response.content else {}
-        except ValueError:
-            raise RetryLater(f"Jira answered {what} with something that is not JSON", DEFAULT_RETRY_S) from None
+        return response
 
 
 def error_for(response: requests.Response, what: str) -> Exception:

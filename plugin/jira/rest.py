@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from plugin.domain import Address, Attachment, RequestInfo, Secret
 from plugin.errors import MailRejected, RetryLater
 from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, Mark, RequestTypeInfo
 from plugin.jira.http import CONFIG_RETRY_S, DEFAULT_RETRY_S, JiraHttp, error_for
+from plugin.outbound.model import JiraAttachment, JiraComment, OutboundRequest, UpdatedIssue
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class RestJira:
     def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0) -> None:
         self._http = JiraHttp(url, email, api_token, timeout_s)
         self._email, self._token, self._timeout_s = email, api_token, timeout_s
+        self._myself: str | None = None
 
     def __repr__(self) -> str:
         return f"RestJira(url={self._http.url!r}, email={self._email!r})"
@@ -209,6 +212,73 @@ class RestJira:
             files=[("file", (a.filename, a.data, a.content_type)) for a in attachments])
         return [t["temporaryAttachmentId"] for t in uploaded["temporaryAttachments"]]
 
+    # -- outbound
+
+    def myself_account_id(self) -> str:
+        """The account jsm-mail calls Jira as (GET /myself), asked once."""
+        if self._myself is None:
+            self._myself = str(self._http.call("GET", f"{PLATFORM}/myself")["accountId"])
+        return self._myself
+
+    def updated_requests(self, project_key: str, since: datetime, limit: int) -> list[UpdatedIssue]:
+        """Requests of the project updated since then, oldest update first, at most `limit`.
+
+        A relative date (`-90m`) keeps JQL out of the API user's time zone (JQL reference,
+        "updated"); Jira's offset-stamped `updated` then filters to the second.
+        """
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        minutes = max(1, math.ceil((datetime.now(UTC) - since).total_seconds() / 60) + 1)
+        jql = f"project = {_jql(project_key)} AND updated >= -{minutes}m ORDER BY updated ASC"
+        found: list[UpdatedIssue] = []
+        for issue in self._search(jql, fields=("updated",)):
+            updated = _parse_time(issue["fields"]["updated"])
+            if updated >= since:
+                found.append(UpdatedIssue(issue["key"], updated))
+            if len(found) >= limit:
+                break
+        return found
+
+    def comments_since(self, issue_key: str, since: datetime) -> list[JiraComment]:
+        """The request's comments created since then, oldest first (newest pages read first, then stop)."""
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        found: list[JiraComment] = []
+        start = 0
+        while True:
+            page = self._http.call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}/comment", params={
+                "orderBy": "-created", "expand": "renderedBody,properties", "startAt": start,
+                "maxResults": PAGE_SIZE})
+            comments = page.get("comments", [])
+            for raw in comments:
+                comment = _comment(issue_key, raw)
+                if comment.created < since:
+                    return found[::-1]
+                found.append(comment)
+            start += len(comments)
+            if not comments or start >= page.get("total", start):
+                return found[::-1]
+
+    def comment(self, issue_key: str, comment_id: str) -> JiraComment | None:
+        raw = self._http.call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}/comment/{_seg(comment_id)}",
+                              none_on=(404,), params={"expand": "renderedBody,properties"})
+        return None if raw is None else _comment(issue_key, raw)
+
+    def outbound_request(self, issue_key: str) -> OutboundRequest | None:
+        """Summary, reporter, participants and attachments: what a mail about the request needs."""
+        issue = self._http.call("GET", f"{PLATFORM}/issue/{_seg(issue_key)}", none_on=(404,), params={
+            "fields": "summary,reporter,project,attachment"})
+        if issue is None:
+            return None
+        fields = issue["fields"]
+        participants = self._paged(f"{JSM}/request/{_seg(issue['key'])}/participant")
+        return OutboundRequest(
+            key=issue["key"], summary=fields.get("summary") or "", project_key=fields["project"]["key"],
+            reporter=_person(fields.get("reporter")),
+            participants=tuple(p for p in map(_person, participants) if p is not None),
+            attachments=tuple(_attachment(a) for a in fields.get("attachment") or ()))
+
+    def attachment_content(self, attachment_id: str) -> bytes:
+        return self._http.content(f"{PLATFORM}/attachment/content/{_seg(attachment_id)}")
+
     # -- paging
 
     def _paged(self, path: str) -> Iterator[dict[str, Any]]:
@@ -250,3 +320,50 @@ def _epoch(date: dict[str, Any] | None) -> datetime | None:
     if not date or date.get("epochMillis") is None:
         return None
     return datetime.fromtimestamp(int(date["epochMillis"]) / 1000, tz=UTC)
+
+
+def _parse_time(value: str) -> datetime:
+    """Jira's `2024-01-05T10:00:00.000+0000`."""
+    return datetime.fromisoformat(value)
+
+
+def _person(user: dict[str, Any] | None) -> Address | None:
+    """A user with an e-mail address (account privacy can hide it: then nobody to mail)."""
+    if not user or not user.get("emailAddress"):
+        return None
+    return Address(user.get("displayName") or "", user["emailAddress"])
+
+
+def _attachment(raw: dict[str, Any]) -> JiraAttachment:
+    return JiraAttachment(id=str(raw["id"]), filename=raw.get("filename") or f"attachment-{raw['id']}",
+                          size=int(raw.get("size") or 0), mime_type=raw.get("mimeType") or "application/octet-stream",
+                          created=_parse_time(raw["created"]) if raw.get("created") else None,
+                          author_account_id=(raw.get("author") or {}).get("accountId"),
+                          url=raw.get("content") or "")
+
+
+def _comment(issue_key: str, raw: dict[str, Any]) -> JiraComment:
+    properties = {p.get("key"): p.get("value") for p in raw.get("properties") or ()}
+    # Cloud says jsdPublic; Data Center marks internal comments with sd.public.comment (research 2).
+    internal = bool((properties.get("sd.public.comment") or {}).get("internal"))
+    body = raw.get("body")
+    author = raw.get("author") or {}
+    return JiraComment(
+        id=str(raw["id"]), issue_key=issue_key, author_account_id=author.get("accountId"),
+        author_name=author.get("displayName") or "", author_email=author.get("emailAddress"),
+        created=_parse_time(raw["created"]),
+        body=body if isinstance(body, str) else _adf_text(body), rendered_html=raw.get("renderedBody") or None,
+        public=bool(raw.get("jsdPublic", not internal)), property_keys=frozenset(k for k in properties if k))
+
+
+def _adf_text(node: Any) -> str:
+    """The text of an Atlassian Document Format tree, a line per block."""
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text":
+        return str(node.get("text", ""))
+    if node.get("type") == "hardBreak":
+        return "\n"
+    inner = "".join(_adf_text(child) for child in node.get("content") or ())
+    block = node.get("type") in ("paragraph", "heading", "listItem", "codeBlock", "blockquote", "rule")
+    return inner + "\n" if block else inner

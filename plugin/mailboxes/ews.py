@@ -24,7 +24,7 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 from exchangelib.folders import SHALLOW, BaseFolder, Folder, FolderCollection
-from exchangelib.items import Item
+from exchangelib.items import Item, Message
 from exchangelib.protocol import BaseProtocol
 from exchangelib.transport import BASIC
 
@@ -86,6 +86,11 @@ class EwsMailbox:
                       f"{link.folder!r} under the inbox or the top of the mailbox")
             raise RetryLater(detail, RETRY_AFTER_CONFIG_S)
         return cls(link, account, folder)
+
+    def send(self, mime: bytes) -> None:
+        """Send a whole MIME mail from this mailbox, a copy kept in Sent Items (EWS CreateItem, SendAndSaveCopy)."""
+        with _retry_later_on_failure(self.link, "send"):
+            Message(account=self._account, folder=self._account.sent, mime_content=mime).send_and_save()
 
     def unhandled(self) -> list[MailRef]:
         """Unread items without our categories, oldest received first, with the size Exchange reports."""

@@ -149,3 +149,46 @@ class UndeliverableRow(Base):
     status: Mapped[str | None] = mapped_column(String(20), nullable=True)
     issue_key: Mapped[str | None] = mapped_column(String(50), nullable=True)
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxRow(Base):
+    """One agent comment to mail, once: queued -> sending -> sent, or failed with the reason."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_link_state", "link_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    comment_id: Mapped[str] = mapped_column(String(50), unique=True)  # Jira's comment id: queued once
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"))
+    issue_key: Mapped[str] = mapped_column(String(50))
+    message_id: Mapped[str] = mapped_column(String(512))  # ours, minted when queued, same on every attempt
+    state: Mapped[str] = mapped_column(String(10))  # queued, sending, sent, failed
+    source: Mapped[str] = mapped_column(String(10))  # forge or poll
+    comment_created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recipients: Mapped[str] = mapped_column(Text, default="")  # comma separated, as sent
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class OutboundCursorRow(Base):
+    """Up to when a link's polling has looked at Jira for new agent comments."""
+
+    __tablename__ = "outbound_cursor"
+
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), primary_key=True)
+    looked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Comments older than this are never mailed: the link's creation, or when it last could not send.
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SmtpSecretRow(Base):
+    """A link's own SMTP password, encrypted like the mailbox password; none: the mailbox's is used."""
+
+    __tablename__ = "smtp_secrets"
+
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), primary_key=True)
+    password_encrypted: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,7 +1,7 @@
 """A stateful Exchange mailbox that speaks EWS SOAP on pytest-httpserver and is strict about what it is sent.
 
 The `fake_ews` fixture keeps folders (root, msgfolderroot, inbox and named subfolders) and messages
-in memory and answers GetFolder, FindFolder, FindItem, GetItem and UpdateItem in the shapes
+in memory and answers GetFolder, FindFolder, FindItem, GetItem, UpdateItem and CreateItem (sending) in the shapes
 recorded in shared/research/ews-fake.md. An operation, element, attribute or field it does not
 know is recorded in `fake_ews.violations` and fails the test at teardown, so a change in what
 exchangelib sends is caught instead of being answered wrongly.
@@ -146,6 +146,8 @@ class FakeEws:
         root = self._new_folder("root", None, "root")
         top = self._new_folder("Top of Information Store", root.id, "msgfolderroot")
         self._new_folder("Inbox", top.id, "inbox")
+        self._new_folder("Sent Items", top.id, "sentitems")
+        self.sent: list[bytes] = []  # MIME of every mail sent through CreateItem, as Exchange took it
         server.expect_request(EWS_PATH).respond_with_handler(self._dispatch)
 
     # ------------------------------------------------------------ for tests
@@ -224,7 +226,7 @@ class FakeEws:
     def _handlers(self) -> dict[str, Callable[[ET.Element], ET.Element]]:
         return {q("m:GetFolder"): self._get_folder, q("m:FindFolder"): self._find_folder,
                 q("m:FindItem"): self._find_item, q("m:GetItem"): self._get_item,
-                q("m:UpdateItem"): self._update_item}
+                q("m:UpdateItem"): self._update_item, q("m:CreateItem"): self._create_item}
 
     def _authorised(self, request: Request) -> bool:
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -374,6 +376,30 @@ class FakeEws:
             ET.SubElement(ET.SubElement(ET.SubElement(message, q("m:Items")), q("t:Message")), q("t:ItemId"),
                           Id=item.id, ChangeKey=item.changekey)
             ET.SubElement(ET.SubElement(message, q("m:ConflictResults")), q("t:Count")).text = "0"
+        return messages.root
+
+    def _create_item(self, op: ET.Element) -> ET.Element:
+        """Sending a whole MIME mail: CreateItem with SendAndSaveCopy into Sent Items (EWS CreateItem
+        reference: a sent item's response carries no item id)."""
+        expect(op, "m:CreateItem", children={"m:SavedItemFolderId", "m:Items"},
+               attrs={"MessageDisposition", "SendMeetingInvitations"})
+        if op.get("MessageDisposition") != "SendAndSaveCopy":
+            raise Unsupported(f"MessageDisposition={op.get('MessageDisposition')!r}; only SendAndSaveCopy is modelled")
+        [saved_in] = children(op, "m:SavedItemFolderId")
+        folder = self._folder_ref(saved_in)
+        messages = self._response("CreateItem")
+        for item in children(op, "m:Items"):
+            expect(item, "t:Message", children={"t:MimeContent", "t:Sensitivity", "t:Importance", "t:ReminderIsSet",
+                                                "t:ReminderMinutesBeforeStart", "t:IsReadReceiptRequested",
+                                                "t:IsDeliveryReceiptRequested", "t:IsRead", "t:IsResponseRequested"})
+            mime = base64.b64decode(item.findtext(q("t:MimeContent")) or "")
+            if not mime:
+                raise Unsupported("CreateItem without MimeContent is not modelled")
+            self.sent.append(mime)
+            self._clock += timedelta(minutes=1)
+            copy = FakeMessage(self._new_id("AAMkItem"), self._new_id("CQAAAB"), folder.id, mime, self._clock, True, [])
+            self.messages[copy.id] = copy
+            ET.SubElement(self._success(messages, "CreateItem"), q("m:Items"))
         return messages.root
 
     # ------------------------------------------------------------ request parts

@@ -10,13 +10,14 @@ takes it with `fake_jira.take_violations()`.
 from __future__ import annotations
 
 import base64
+import html
 import itertools
 import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -241,7 +242,7 @@ class FakeComment:
     public: bool
     author: FakeUser
     created: datetime
-    properties: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)  # comment entity properties
 
     @property
     def author_email(self) -> str:
@@ -255,6 +256,8 @@ class FakeAttachment:
     data: bytes = field(repr=False)
     mime_type: str
     public: bool
+    author: FakeUser | None = None
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -289,6 +292,10 @@ class FakeRequest:
     @property
     def public_comments(self) -> list[FakeComment]:
         return [c for c in self.comments if c.public]
+
+    @property
+    def updated(self) -> datetime:
+        return max([self.created, *(c.created for c in self.comments), *(a.created for a in self.attachments)])
 
 
 class Call(NamedTuple):
@@ -340,6 +347,7 @@ class Incoming:
 _JQL_STRING = r'"((?:[^"\\]|\\.)*)"'
 _JQL_LEDGER = re.compile(rf"project = {_JQL_STRING} AND issue\.property\[jsm-mail\]\.ledger = {_JQL_STRING}")
 _JQL_TEXT = re.compile(rf"project = {_JQL_STRING} AND description ~ {_JQL_STRING}")
+_JQL_UPDATED = re.compile(rf"project = {_JQL_STRING} AND updated >= -(\d+)m ORDER BY updated ASC")
 _JQL_REPORTER = re.compile(rf"project = {_JQL_STRING} AND reporter = {_JQL_STRING} AND created >= "
                            rf'"(\d{{4}}-\d{{2}}-\d{{2}})" ORDER BY created ASC')
 
@@ -357,6 +365,9 @@ def _jql_filter(jql: str) -> Callable[[FakeRequest], bool]:
         project, word = map(_unquote, match.groups())
         # Jira's text search matches whole words; punctuation (wiki markup braces) separates them.
         return lambda r: r.desk.project_key == project and word in re.findall(r"[0-9A-Za-z]+", r.description)
+    if match := _JQL_UPDATED.fullmatch(jql):
+        project, since = _unquote(match[1]), datetime.now(UTC) - timedelta(minutes=int(match[2]))
+        return lambda r: r.desk.project_key == project and r.updated >= since
     if match := _JQL_REPORTER.fullmatch(jql):
         project, account, day = _unquote(match[1]), _unquote(match[2]), match[3]
         since = datetime.fromisoformat(day).replace(tzinfo=UTC)
@@ -463,6 +474,22 @@ class FakeJira:
             if ledger:
                 request.properties["jsm-mail"] = {"ledger": list(ledger)}
             return request
+
+    def add_agent_comment(self, key: str, body: str, *, public: bool = True, author_email: str = "agent@example.com",
+                          files: tuple[tuple[str, bytes, str], ...] = (),
+                          properties: dict[str, Any] | None = None) -> FakeComment:
+        """A comment an agent writes in Jira, with files attached as Jira does: the files on the
+        issue, the comment linking them as `[^name]` (wiki markup)."""
+        with self._lock:
+            author = self.customers.get(author_email.lower()) or self.add_agent(author_email)
+            request = self.issues[key]
+            for filename, data, mime_type in files:
+                request.attachments.append(FakeAttachment(str(next(self._ids)), filename, data, mime_type, public,
+                                                          author))
+            links = " ".join(f"[^{name}]" for name, _, _ in files)
+            comment = self._new_comment(request, f"{body}\n\n{links}".strip(), public, author)
+            comment.properties = dict(properties or {})
+            return comment
 
     def add_comment(self, key: str, body: str, *, public: bool = True, author_email: str | None = None) -> FakeComment:
         """A comment by an agent (the API user unless `author_email` names someone else)."""
@@ -594,6 +621,9 @@ class FakeJira:
         if op is not None and not reply.unchecked:
             problems = self.contract.check_response(op, reply.status, reply.body)
             self.violations += [f"response {reply.status} to {op.method} {op.template}: {p}" for p in problems]
+        if isinstance(reply.body, bytes):
+            return Response(reply.body, status=reply.status, headers=reply.headers,
+                            content_type="application/octet-stream")
         payload = "" if reply.body is None else json.dumps(reply.body)
         return Response(payload, status=reply.status, headers=reply.headers,
                         content_type="application/json" if payload else None)
@@ -655,6 +685,36 @@ class FakeJira:
                "timeZone": "Etc/UTC", "locale": "en_US"}
         return dto | ({"emailAddress": user.email} if user.email_visible else {})
 
+    def _user_details(self, user: FakeUser) -> dict:
+        dto = {"self": f"{self.url}/rest/api/2/user?accountId={user.account_id}", "accountId": user.account_id,
+               "accountType": user.account_type, "displayName": user.display_name, "active": True,
+               "timeZone": "Etc/UTC"}
+        return dto | ({"emailAddress": user.email} if user.email_visible else {})
+
+    def _attachment_bean(self, attachment: FakeAttachment) -> dict:
+        bean = {"self": f"{self.url}/rest/api/2/attachment/{attachment.id}", "id": attachment.id,
+                "filename": attachment.filename, "size": len(attachment.data), "mimeType": attachment.mime_type,
+                "created": attachment.created.isoformat(timespec="milliseconds"),
+                "content": f"{self.url}/rest/api/2/attachment/content/{attachment.id}"}
+        return bean | ({"author": self._user_details(attachment.author)} if attachment.author else {})
+
+    def _platform_comment(self, request: FakeRequest, comment: FakeComment, expand: list[str]) -> dict:
+        """A platform Comment (REST v2: wiki markup body); renderedBody and properties only when expanded."""
+        dto = {"self": f"{self.url}/rest/api/2/issue/{request.id}/comment/{comment.id}", "id": comment.id,
+               "author": self._user_details(comment.author), "body": comment.body,
+               "updateAuthor": self._user_details(comment.author),
+               # The spec types these date-time (RFC 3339); Jira's own +0000 form fails that format check.
+               "created": comment.created.isoformat(timespec="milliseconds"),
+               "updated": comment.created.isoformat(timespec="milliseconds"), "jsdPublic": comment.public}
+        if "renderedBody" in expand:
+            dto["renderedBody"] = "<p>" + html.escape(comment.body).replace("\n", "<br/>\n") + "</p>"
+        if "properties" in expand:
+            properties = dict(comment.properties)
+            if not comment.public:  # Jira marks internal comments so (research section 2)
+                properties.setdefault("sd.public.comment", {"internal": True})
+            dto["properties"] = [{"key": k, "value": v} for k, v in properties.items()]
+        return dto
+
     def _paged(self, incoming: Incoming, values: list[dict], path: str) -> dict:
         start, limit = int(incoming.args.get("start", 0)), int(incoming.args.get("limit", 50))
         page = values[start:start + limit]
@@ -694,16 +754,14 @@ class FakeJira:
             "summary": request.summary,
             "description": _adf(request.description) if api_version == "3" else request.description,
             "created": _jira_time(request.created),
+            "updated": _jira_time(request.updated),
+            "attachment": [self._attachment_bean(a) for a in request.attachments],
             "reporter": self._platform_user(request.reporter),
             "project": {"self": f"{self.url}/rest/api/2/project/{request.desk.project_id}",
                         "id": request.desk.project_id, "key": request.desk.project_key,
                         "name": request.desk.name, "projectTypeKey": "service_desk"},
             "resolutiondate": _jira_time(request.resolved_at) if done else None,
             "statuscategorychangedate": _jira_time(request.resolved_at or request.created),
-            "attachment": [{"self": f"{self.url}/rest/api/2/attachment/{a.id}", "id": a.id, "filename": a.filename,
-                            "size": len(a.data), "mimeType": a.mime_type,
-                            "content": f"{self.url}/rest/api/2/attachment/content/{a.id}"}
-                           for a in request.attachments],
             "status": {"self": f"{self.url}/rest/api/2/status/1", "id": "1",
                        "name": "Resolved" if done else "Waiting for support", "statusCategory": category},
         }
@@ -771,6 +829,8 @@ class FakeJira:
     def _op_searchAndReconsileIssuesUsingJql(self, incoming: Incoming) -> Reply:
         wanted = _jql_filter(incoming.args.get("jql", ""))
         found = [r for r in self.issues.values() if wanted(r)]
+        if incoming.args.get("jql", "").endswith("ORDER BY updated ASC"):
+            found.sort(key=lambda r: r.updated)
         start = int(incoming.args.get("nextPageToken", 0) or 0)
         limit = int(incoming.args.get("maxResults", 50))
         page = found[start:start + limit]
@@ -782,16 +842,6 @@ class FakeJira:
             body["nextPageToken"] = str(start + limit)
         return Reply(200, body)
 
-    def _platform_comment(self, comment: FakeComment, request: FakeRequest, expand: set[str]) -> dict:
-        bean = {"self": f"{self.url}/rest/api/2/issue/{request.id}/comment/{comment.id}", "id": comment.id,
-                "author": {k: v for k, v in self._platform_user(comment.author).items() if k != "locale"},
-                "body": comment.body, "created": comment.created.isoformat(timespec="milliseconds"),
-                "updated": comment.created.isoformat(timespec="milliseconds"),
-                "jsdPublic": comment.public}
-        if "properties" in expand:
-            bean["properties"] = [{"key": k, "value": v} for k, v in comment.properties.items()]
-        return bean
-
     def _op_addComment(self, incoming: Incoming) -> Reply:
         request = self._issue(incoming.path["issueIdOrKey"])
         body = incoming.body.get("body")
@@ -802,18 +852,7 @@ class FakeJira:
         public = not (properties.get("sd.public.comment") or {}).get("internal", False)
         comment = self._new_comment(request, body, public, self.bot)
         comment.properties = properties
-        return Reply(201, self._platform_comment(comment, request, set()))
-
-    def _op_getComments(self, incoming: Incoming) -> Reply:
-        request = self._issue(incoming.path["issueIdOrKey"])
-        comments = list(request.comments)
-        if incoming.args.get("orderBy", "created").lstrip("+") != "created":
-            comments.reverse()
-        start, limit = int(incoming.args.get("startAt", 0)), int(incoming.args.get("maxResults", 5000))
-        expand = {e for value in incoming.args.getlist("expand") for e in value.split(",")}
-        page = comments[start:start + limit]
-        return Reply(200, {"startAt": start, "maxResults": limit, "total": len(comments),
-                           "comments": [self._platform_comment(c, request, expand) for c in page]})
+        return Reply(201, self._platform_comment(request, comment, []))
 
     def _op_linkIssues(self, incoming: Incoming) -> Reply:
         name = incoming.body["type"].get("name")
@@ -824,6 +863,32 @@ class FakeJira:
         for request in (inward, outward):
             request.links.append((name, inward.key, outward.key))
         return Reply(201)
+
+    def _op_getCurrentUser(self, incoming: Incoming) -> Reply:
+        return Reply(200, self._platform_user(self.bot))
+
+    def _op_getComments(self, incoming: Incoming) -> Reply:
+        request = self._issue(incoming.path["issueIdOrKey"])
+        order = incoming.args.get("orderBy", "created")
+        comments = sorted(request.comments, key=lambda c: (c.created, int(c.id)), reverse=order == "-created")
+        start, limit = int(incoming.args.get("startAt", 0)), int(incoming.args.get("maxResults", 100))
+        expand = incoming.args.get("expand", "").split(",")
+        page = [self._platform_comment(request, c, expand) for c in comments[start:start + limit]]
+        return Reply(200, {"comments": page, "maxResults": limit, "startAt": start, "total": len(comments)})
+
+    def _op_getComment(self, incoming: Incoming) -> Reply:
+        request = self._issue(incoming.path["issueIdOrKey"])
+        comment = next((c for c in request.comments if c.id == incoming.path["id"]), None)
+        if comment is None:
+            raise Refusal(404, "Can not find a comment for the id.")
+        return Reply(200, self._platform_comment(request, comment, incoming.args.get("expand", "").split(",")))
+
+    def _op_getAttachmentContent(self, incoming: Incoming) -> Reply:
+        for request in self.issues.values():
+            for attachment in request.attachments:
+                if attachment.id == incoming.path["id"]:
+                    return Reply(200, attachment.data)
+        raise Refusal(404, "The attachment does not exist.")
 
     # ------------------------------------------------------------ JSM operations
 

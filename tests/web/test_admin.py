@@ -345,3 +345,14 @@ def test_login_returns_to_the_page_asked_for(client, settings):
     response = client.post(asked.headers["Location"], data={
         "csrf_token": token, "user": settings.admin_user, "password": admin_password(settings)})
     assert response.headers["Location"] == "/admin/logs?since=yesterday"
+
+
+def test_outbound_mail_shows_in_the_processing_log(admin, sending, mail_account, fake_jira):
+    mail_account.append(mail_file("request_plain.eml"))
+    sending.poll()
+    fake_jira.add_agent_comment(fake_jira.requests[0].key, "answer")
+    sending.poll()
+
+    page = admin.get("/admin/logs?outcome=sent").get_data(as_text=True)
+
+    assert "ann@example.org" in page and "[SD-1] VPN drops every hour" in page

@@ -1,13 +1,13 @@
 """Exactly once: which mailbox copy a ledger row handled, when it began waiting, and link leases.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002_outbox
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002_outbox'
 branch_labels = None
 depends_on = None
 
