@@ -1,10 +1,18 @@
 """Mailbox access, one module per protocol: fetch unhandled mail read-only, label it at the end."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Self
 
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, RawMail
 from plugin.errors import RetryLater
+
+
+class Ledger(Protocol):
+    """Where a mailbox without labels (POP3) remembers the mail it keeps; the store's mail ledger."""
+
+    def ledger_entry(self, link_id: int, ledger_id: str) -> object | None: ...
+
+    def finish(self, link_id: int, ledger_id: str, outcome: Outcome) -> None: ...
 
 
 class Mailbox(Protocol):
@@ -13,7 +21,8 @@ class Mailbox(Protocol):
     `unhandled()` lists mail that still needs handling (IMAP: unread, not deleted, without our
     labels; POP3: every message still on the server) with its size as the server reports it.
     `fetch()` never changes the mail (IMAP BODY.PEEK). `label()` is the only write: mark read and
-    add the processed or rejected keyword (POP3: delete), called only once Jira has the result.
+    add the processed or rejected keyword (POP3: delete, but keep rejected mail on the server), called
+    only once Jira has the result.
     Connection and protocol errors surface as `RetryLater`.
     """
 
@@ -28,19 +37,23 @@ class Mailbox(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Mailbox": ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
 
-def open_mailbox(link: Link, *, cafile: str | None = None) -> Mailbox:
-    """Connect and log in to the link's mailbox; `cafile` pins the server certificate (tests)."""
+def open_mailbox(link: Link, *, cafile: str | None = None, ledger: Ledger | None = None) -> Mailbox:
+    """Connect and log in to the link's mailbox; `cafile` pins the server certificate (tests).
+
+    `ledger` lets POP3 skip the rejected mail it kept in earlier sessions; without it (a connection
+    test) such mail is listed again.
+    """
     if link.protocol is MailProtocol.IMAP:
         from plugin.mailboxes.imap import ImapMailbox
         return ImapMailbox.connect(link, cafile=cafile)
     if link.protocol is MailProtocol.POP3:
         from plugin.mailboxes.pop3 import Pop3Mailbox
-        return Pop3Mailbox.connect(link, cafile=cafile)
+        return Pop3Mailbox.connect(link, cafile=cafile, ledger=ledger)
     if link.protocol is MailProtocol.MAILDIR:
         from plugin.mailboxes.maildir import MaildirMailbox
         return MaildirMailbox.connect(link)

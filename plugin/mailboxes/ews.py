@@ -9,13 +9,20 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import requests
 from exchangelib import DELEGATE, Account, Build, Configuration, Credentials, FailFast, Q, Version
-from exchangelib.errors import (EWSError, ErrorItemNotFound, ErrorServerBusy, ErrorTimeoutExpired,
-                                MalformedResponseError, TransportError, UnauthorizedError)
+from exchangelib.errors import (
+    ErrorItemNotFound,
+    ErrorServerBusy,
+    ErrorTimeoutExpired,
+    EWSError,
+    MalformedResponseError,
+    TransportError,
+    UnauthorizedError,
+)
 from exchangelib.folders import SHALLOW, BaseFolder, Folder, FolderCollection
 from exchangelib.items import Item
 from exchangelib.protocol import BaseProtocol
@@ -39,12 +46,12 @@ class CaFileAdapter(requests.adapters.HTTPAdapter):
 
     cafiles: ClassVar[dict[str, str]] = {}  # "scheme://host:port" -> CA file
 
-    def send(self, request: requests.PreparedRequest, *args: Any, verify: bool | str = True,
-             **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
         # The link's CA file wins over requests' default bundle (REQUESTS_CA_BUNDLE included); False stays False.
         if verify is not False:
             verify = self.cafiles.get(_origin(request.url or ""), verify)
-        return super().send(request, *args, verify=verify, **kwargs)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = CaFileAdapter
@@ -128,7 +135,7 @@ class EwsMailbox:
         """Close the HTTP sessions; EWS has no logout."""
         self._account.protocol.close()
 
-    def __enter__(self) -> EwsMailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,14 +7,20 @@ import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Self
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from plugin.domain import Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
-from plugin.mailboxes.network import (RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, network_errors_as_retry,
-                                       withhold_password)
+from plugin.mailboxes.network import (
+    RETRY_AFTER_CONFIG_S,
+    RETRY_AFTER_S,
+    TIMEOUT_S,
+    network_errors_as_retry,
+    withhold_password,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +108,7 @@ class ImapMailbox:
             log.debug("logout failed mailbox=%s: %s", self.link.id, exc)
             _discard(self._client)
 
-    def __enter__(self) -> ImapMailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,12 +129,11 @@ class ImapMailbox:
 
 def test_connection(link: Link, cafile: str | None = None) -> str:
     """Connect, log in and count unhandled mail, for the admin's "test the link" button."""
-    with ImapMailbox.connect(link, cafile=cafile) as mailbox:
-        with _retry_later_on_failure(link, "read the folder status"):
-            return mailbox._summary()
+    with ImapMailbox.connect(link, cafile=cafile) as mailbox, _retry_later_on_failure(link, "read the folder status"):
+        return mailbox._summary()
 
 
-test_connection.__test__ = False  # a product function, not a pytest test
+test_connection.__test__ = False  # type: ignore[attr-defined]  # a product function, not a pytest test
 
 
 def check_keyword(keyword: str) -> None:

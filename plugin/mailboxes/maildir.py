@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mailbox
 from pathlib import Path
+from typing import Self
 
 from plugin.domain import Link, MailRef, Outcome, RawMail
 from plugin.errors import RetryLater
@@ -20,7 +21,7 @@ class MaildirMailbox:
         self._letters = self._keyword_letters()
 
     @classmethod
-    def connect(cls, link: Link) -> "MaildirMailbox":
+    def connect(cls, link: Link) -> MaildirMailbox:
         root = Path(link.host)
         try:
             return cls(link, mailbox.Maildir(root, create=True), root)
@@ -48,7 +49,8 @@ class MaildirMailbox:
             if "S" in flags or "T" in flags or flags & ours:
                 continue
             with self._box.get_file(key) as file:
-                refs.append(MailRef(self._link.id, key, file.seek(0, 2)))
+                file.seek(0, 2)
+                refs.append(MailRef(self._link.id, key, file.tell()))
         return refs
 
     def fetch(self, ref: MailRef) -> RawMail:
@@ -75,7 +77,7 @@ class MaildirMailbox:
     def close(self) -> None:
         self._box.close()
 
-    def __enter__(self) -> "MaildirMailbox":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""POP3 mailboxes: every message on the server is unhandled; a handled one is deleted at QUIT."""
+"""POP3 mailboxes: every message on the server is unhandled; a handled one is deleted at QUIT, a rejected one kept."""
 from __future__ import annotations
 
 import logging
@@ -6,27 +6,41 @@ import poplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Self
 
 from plugin.domain import Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
-from plugin.mailboxes.network import (RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, network_errors_as_retry,
-                                       withhold_password)
+from plugin.mailboxes.network import (
+    RETRY_AFTER_CONFIG_S,
+    RETRY_AFTER_S,
+    TIMEOUT_S,
+    network_errors_as_retry,
+    withhold_password,
+)
+
+if TYPE_CHECKING:
+    from plugin.mailboxes import Ledger
 
 log = logging.getLogger(__name__)
 
+# Ledger key of a rejected mail kept on the server: UIDLs are unique within a maildrop and never
+# reused (RFC 1939 7), so the UIDL alone tells the mail in later sessions.
+KEPT_PREFIX = "pop3-kept:"
 
 
 class Pop3Mailbox:
     """One logged-in POP3 session; DELE marks are committed only by close() (RFC 1939 6, UPDATE)."""
 
-    def __init__(self, link: Link, conn: poplib.POP3) -> None:
+    def __init__(self, link: Link, conn: poplib.POP3, ledger: Ledger | None = None) -> None:
         self.link = link
         self._conn = conn
+        self._ledger = ledger
         self._numbers: dict[str, int] | None = None
         self._deleted: set[int] = set()
+        self._kept: set[str] = set()
 
     @classmethod
-    def connect(cls, link: Link, cafile: str | None = None) -> Pop3Mailbox:
+    def connect(cls, link: Link, cafile: str | None = None, ledger: Ledger | None = None) -> Pop3Mailbox:
         """Connect with the link's security and log in."""
         with _retry_later_on_failure(link, "connect"):
             conn = _open(link, cafile)
@@ -40,10 +54,10 @@ class Pop3Mailbox:
             except BaseException:
                 _discard(conn)
                 raise
-        return cls(link, conn)
+        return cls(link, conn, ledger)
 
     def unhandled(self) -> list[MailRef]:
-        """Every message on the server, by UIDL, with its LIST size, in message-number order."""
+        """Every message on the server but the rejected ones kept, by UIDL, with its LIST size, in number order."""
         with _retry_later_on_failure(self.link, "list mail"):
             numbers = self._uid_numbers()
             _, lines, _ = self._conn.list()
@@ -51,7 +65,7 @@ class Pop3Mailbox:
         return [
             MailRef(self.link.id, uid, int(sizes[number]))
             for uid, number in sorted(numbers.items(), key=lambda item: item[1])
-            if number not in self._deleted
+            if number not in self._deleted and not self._is_kept(uid)
         ]
 
     def fetch(self, ref: MailRef) -> RawMail:
@@ -74,8 +88,12 @@ class Pop3Mailbox:
         return b"".join(line + b"\r\n" for line in lines)
 
     def label(self, ref: MailRef, outcome: Outcome) -> None:
-        """Mark a finally handled mail for deletion; it goes at QUIT, never on a dropped connection."""
+        """Mark a finally handled mail for deletion (it goes at QUIT, never on a dropped connection);
+        keep a rejected one on the server, where a person can still find it, and skip it from now on."""
         if not outcome.state.is_final:
+            return
+        if outcome.state.labels_as_rejected:
+            self._keep(ref, outcome)
             return
         with _retry_later_on_failure(self.link, f"delete mail {ref.uid}"):
             number = self._uid_numbers().get(ref.uid)
@@ -95,11 +113,26 @@ class Pop3Mailbox:
                         self.link.id, len(self._deleted), exc)
             _discard(self._conn)
 
-    def __enter__(self) -> Pop3Mailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _keep(self, ref: MailRef, outcome: Outcome) -> None:
+        """Remember a rejected mail by its UIDL, so it is logged once and never handled again."""
+        if self._is_kept(ref.uid):
+            return
+        self._kept.add(ref.uid)
+        if self._ledger is not None:
+            self._ledger.finish(self.link.id, KEPT_PREFIX + ref.uid, outcome)
+        log.info("kept on the server mailbox=%s uid=%s: %s (%s)", self.link.id, ref.uid, outcome.state.value,
+                 outcome.reason or outcome.detail)
+
+    def _is_kept(self, uid: str) -> bool:
+        if uid in self._kept:
+            return True
+        return self._ledger is not None and self._ledger.ledger_entry(self.link.id, KEPT_PREFIX + uid) is not None
 
     def _uid_numbers(self) -> dict[str, int]:
         """UIDL -> message number; numbers never change within a session (RFC 1939 4), so ask once."""

@@ -28,9 +28,9 @@ WAITING = Outcome(OutcomeState.WAITING_RETRY, detail="Jira answered 503")
 
 def ews_link(fake, **overrides: object) -> Link:
     """A Link to the fake's mailbox; fields can be overridden."""
-    fields = dict(id=1, name="exchange", protocol=MailProtocol.EWS, host=fake.url, port=443, security=Security.SSL,
-                  username=fake.username, password=Secret(fake.password), folder="INBOX", service_desk_id="1",
-                  request_type_id="10", address=fake.address)
+    fields = {"id": 1, "name": "exchange", "protocol": MailProtocol.EWS, "host": fake.url, "port": 443, "security": Security.SSL,
+                  "username": fake.username, "password": Secret(fake.password), "folder": "INBOX", "service_desk_id": "1",
+                  "request_type_id": "10", "address": fake.address}
     return Link(**(fields | overrides))
 
 
