@@ -8,11 +8,13 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from plugin.domain import Access, Link, MailProtocol, Secret, Security, SmartMatch
+from plugin.domain import Access, AuthMethod, Link, MailProtocol, OAuthSettings, Secret, Security, SmartMatch
 from plugin.errors import MailRejected, RetryLater
 from plugin.inspect import inspect_file
+from plugin.mailboxes.oauth import expiry_warnings
 from plugin.runtime import Runtime
 from plugin.settings import Settings
 from plugin.store.store import LOG_FIELDS, parse_since
@@ -20,7 +22,7 @@ from plugin.store.store import LOG_FIELDS, parse_since
 DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
                  (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,
                  (MailProtocol.POP3, Security.STARTTLS): 110, (MailProtocol.POP3, Security.NONE): 110,
-                 (MailProtocol.EWS, Security.SSL): 443}
+                 (MailProtocol.EWS, Security.SSL): 443, (MailProtocol.GRAPH, Security.SSL): 443}
 
 
 def fail(message: str) -> int:
@@ -44,12 +46,23 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.password_env and password is None:
         return fail(f"environment variable {args.password_env} is not set")
     protocol, security = MailProtocol(args.protocol), Security(args.security)
-    if protocol is MailProtocol.GRAPH:
-        return fail(f"{protocol.value} links are not supported yet; link the mailbox over IMAP, POP3 or EWS")
+    auth = AuthMethod(args.auth) if args.auth else (
+        AuthMethod.OAUTH2_APP if protocol is MailProtocol.GRAPH else AuthMethod.PASSWORD)
+    try:
+        oauth = oauth_settings(args)
+    except ValueError as bad:
+        return fail(str(bad))
+    if protocol is MailProtocol.GRAPH and auth is not AuthMethod.OAUTH2_APP:
+        return fail("graph links sign in app-only: give --tenant-id, --client-id and --client-secret-env")
+    if auth is AuthMethod.OAUTH2_APP and not (oauth.tenant_id and oauth.client_id and
+                                              (oauth.client_secret or oauth.certificate_path)):
+        return fail("app-only sign-in needs --tenant-id, --client-id and --client-secret-env or --client-certificate")
+    if not args.host and protocol is not MailProtocol.GRAPH:
+        return fail("--host is required")
     if runtime.store.link(args.name):
         return fail(f"a link named {args.name!r} exists already")
     link = Link(
-        id=0, name=args.name, protocol=protocol, host=args.host,
+        id=0, name=args.name, protocol=protocol, host=args.host or "https://graph.microsoft.com",
         port=args.port or DEFAULT_PORTS.get((protocol, security), 0), security=security, username=args.username,
         password=Secret(password or ""), folder=args.folder, service_desk_id=args.service_desk,
         request_type_id=args.request_type, access=Access(args.access),
@@ -59,13 +72,27 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         max_size_bytes=int(args.max_size_mb * 1024 * 1024), require_to=not args.allow_missing_to,
         anyone_may_comment=args.anyone_may_comment, tracking_token=args.tracking_token,
         reopen_window_days=args.reopen_window_days, smart_match=SmartMatch(enabled=args.smart_match),
-        autoreply_allow_domains=tuple(args.allow_autoreply_domain), blocked_domains=tuple(args.block_domain))
+        autoreply_allow_domains=tuple(args.allow_autoreply_domain), blocked_domains=tuple(args.block_domain),
+        auth=auth, oauth=oauth)
     problem = request_type_problem(runtime, link)
     if problem:
         return fail(problem)
     link = runtime.store.add_link(link)
     print(f"link {link.name} added (id {link.id})")
     return 0
+
+
+def oauth_settings(args: argparse.Namespace) -> OAuthSettings:
+    """The app registration from `links add` options; the client secret is read from the environment."""
+    secret = ""
+    if args.client_secret_env:
+        secret = os.environ.get(args.client_secret_env) or ""
+        if not secret:
+            raise ValueError(f"environment variable {args.client_secret_env} is not set")
+    expires = date.fromisoformat(args.client_secret_expires) if args.client_secret_expires else None
+    return OAuthSettings(tenant_id=args.tenant_id or "", client_id=args.client_id or "", client_secret=Secret(secret),
+                         certificate_path=args.client_certificate or "", authority=args.authority,
+                         client_secret_expires=expires)
 
 
 def request_type_problem(runtime: Runtime, link: Link) -> str | None:
@@ -87,7 +114,14 @@ def link_json(link: Link) -> dict:
             "request_type_id": link.request_type_id, "access": link.access.value,
             "processed_label": link.processed_label, "rejected_label": link.rejected_label,
             "max_size_bytes": link.max_size_bytes, "smart_match": link.smart_match.enabled,
-            "enabled": link.enabled}
+            "enabled": link.enabled, "auth": link.auth.value,
+            "client_secret_expires": _iso(link.oauth.client_secret_expires),
+            "refresh_token_expires": _iso(link.oauth.refresh_token_expires),
+            "warnings": expiry_warnings(link.oauth, datetime.now(UTC).date())}
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -97,8 +131,18 @@ def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
         return 0
     for link in links:
         print(f"{link.name}: {link.protocol.value}://{link.username}@{link.host}:{link.port}/{link.folder} "
-              f"-> service desk {link.service_desk_id}, request type {link.request_type_id} ({link.access.value})")
+              f"-> service desk {link.service_desk_id}, request type {link.request_type_id} ({link.access.value})"
+              f"; sign-in {link.auth.value}{_expiries(link)}")
+        for warning in expiry_warnings(link.oauth, datetime.now(UTC).date()):
+            print(f"  WARNING {link.name}: {warning}")
     return 0
+
+
+def _expiries(link: Link) -> str:
+    parts = [f"{label} expires {day.isoformat()}" for label, day in
+             (("client secret", link.oauth.client_secret_expires), ("refresh token", link.oauth.refresh_token_expires))
+             if day]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -226,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("add")
     p.add_argument("--name", required=True)
     p.add_argument("--protocol", required=True, choices=[m.value for m in MailProtocol])
-    p.add_argument("--host", required=True, help="server name (maildir: the folder path)")
+    p.add_argument("--host", help="server name (maildir: the folder path; graph: default https://graph.microsoft.com)")
     p.add_argument("--port", type=int)
     p.add_argument("--security", default="ssl", choices=[s.value for s in Security])
     p.add_argument("--username", required=True)
@@ -249,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
     p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN")
     p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--auth", choices=[a.value for a in AuthMethod],
+                   help="sign-in: password (default), ntlm, oauth2-app (default for graph), oauth2-delegated")
+    p.add_argument("--tenant-id", help="Microsoft Entra tenant id (OAuth)")
+    p.add_argument("--client-id", help="application (client) id of the app registration (OAuth)")
+    p.add_argument("--client-secret-env", metavar="VAR", help="environment variable holding the client secret")
+    p.add_argument("--client-secret-expires", metavar="YYYY-MM-DD", help="when the client secret runs out")
+    p.add_argument("--client-certificate", metavar="PEM", help="certificate and private key instead of a secret")
+    p.add_argument("--authority", default="https://login.microsoftonline.com",
+                   help="identity platform (national clouds: https://login.microsoftonline.us, ...)")
     p.set_defaults(func=cmd_links_add)
     p = links.add_parser("request-types", help="request types of a service desk, and which can take mail")
     p.add_argument("--service-desk", required=True, metavar="ID")

@@ -60,5 +60,8 @@ def open_mailbox(link: Link, *, cafile: str | None = None, ledger: Ledger | None
     if link.protocol is MailProtocol.EWS:
         from plugin.mailboxes.ews import EwsMailbox
         return EwsMailbox.connect(link, cafile=cafile)
+    if link.protocol is MailProtocol.GRAPH:
+        from plugin.mailboxes.graph import GraphMailbox
+        return GraphMailbox.connect(link, cafile=cafile)
     raise RetryLater(f"{link.protocol.value} mailboxes are not supported yet; relink {link.name} over IMAP or POP3",
                      after_s=3600)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from plugin.domain import Access, Link, MailProtocol, Outcome, OutcomeState, Secret, Security, SmartMatch
 from plugin.errors import RejectReason
+from plugin.mailboxes.oauth import sealed_options, unsealed_options
 from plugin.store.models import (ErrorLogRow, LedgerRow, LinkRow, MailIndexRow, ProcessingLogRow, QuarantineRow,
                            SenderEventRow, UndeliverableRow, utcnow)
 from plugin.settings import Settings
@@ -163,12 +164,13 @@ class Store:
             options[key] = list(options[key])
         columns = {k: v for k, v in fields.items() if k in _LINK_COLUMNS - {"id", "password"}}
         columns["password_encrypted"] = self._fernet.encrypt(link.password.reveal().encode("utf-8"))
+        options.update(sealed_options(link, self._fernet))
         return columns | {"options": {k: (v.value if hasattr(v, "value") else v) for k, v in options.items()}}
 
     def _link(self, row: LinkRow) -> Link:
         options = dict(row.options or {})
         known = {f.name for f in dataclasses.fields(Link)}
-        options = {k: v for k, v in options.items() if k in known}
+        options = {k: v for k, v in options.items() if k in known} | unsealed_options(options, self._fernet)
         if "smart_match" in options:
             options["smart_match"] = SmartMatch(**options["smart_match"])
         for key in ("autoreply_allow_domains", "blocked_domains"):
