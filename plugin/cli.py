@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -143,6 +144,25 @@ def _expiries(link: Link) -> str:
              (("client secret", link.oauth.client_secret_expires), ("refresh token", link.oauth.refresh_token_expires))
              if day]
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def cmd_links_auth(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Device-code sign-in as the mailbox user: prints Microsoft's code and URL, waits, stores the refresh token."""
+    from plugin.mailboxes.oauth import device_code_sign_in, scopes_for
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    if not (link.oauth.tenant_id and link.oauth.client_id):
+        return fail(f"link {link.name} has no --tenant-id and --client-id to sign in with")
+    try:
+        oauth = device_code_sign_in(link, scopes_for(link), lambda text: print(text, flush=True),
+                                    cafile=runtime.settings.ca_file)
+    except RetryLater as refused:
+        return fail(f"sign-in failed: {refused.detail}")
+    runtime.store.update_link(dataclasses.replace(link, auth=AuthMethod.OAUTH2_DELEGATED, oauth=oauth))
+    expires = f"; the refresh token lasts until {oauth.refresh_token_expires}" if oauth.refresh_token_expires else ""
+    print(f"link {link.name} signed in{expires}")
+    return 0
 
 
 def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -309,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_links_list)
+    p = links.add_parser("auth", help="sign in as the mailbox user (device code) for IMAP/POP3/EWS over OAuth")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_links_auth)
     p = links.add_parser("remove")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_remove)

@@ -36,7 +36,7 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
     report = PollReport(link.name)
     ctx = Context(settings, link, store, jira)
     try:
-        with open_mailbox(link, cafile=settings.ca_file, ledger=store) as mailbox:
+        with open_mailbox(link, cafile=settings.ca_file, store=store) as mailbox:
             for ref in mailbox.unhandled():
                 handled = _handle_one(mailbox, ref, ctx)
                 if handled is None:

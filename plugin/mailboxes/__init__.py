@@ -7,12 +7,15 @@ from plugin.domain import Link, MailProtocol, MailRef, Outcome, RawMail
 from plugin.errors import RetryLater
 
 
-class Ledger(Protocol):
-    """Where a mailbox without labels (POP3) remembers the mail it keeps; the store's mail ledger."""
+class MailboxStore(Protocol):
+    """What a mailbox keeps in the store: POP3 the rejected mail it leaves on the server (in the mail
+    ledger), OAuth links the refresh token the identity platform rotated."""
 
     def ledger_entry(self, link_id: int, ledger_id: str) -> object | None: ...
 
     def finish(self, link_id: int, ledger_id: str, outcome: Outcome) -> None: ...
+
+    def update_link(self, link: Link) -> None: ...
 
 
 class Mailbox(Protocol):
@@ -42,18 +45,18 @@ class Mailbox(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def open_mailbox(link: Link, *, cafile: str | None = None, ledger: Ledger | None = None) -> Mailbox:
+def open_mailbox(link: Link, *, cafile: str | None = None, store: MailboxStore | None = None) -> Mailbox:
     """Connect and log in to the link's mailbox; `cafile` pins the server certificate (tests).
 
-    `ledger` lets POP3 skip the rejected mail it kept in earlier sessions; without it (a connection
-    test) such mail is listed again.
+    With `store`, POP3 skips the rejected mail it kept in earlier sessions and a rotated refresh
+    token is saved; without it (a connection test) such mail is listed again.
     """
     if link.protocol is MailProtocol.IMAP:
         from plugin.mailboxes.imap import ImapMailbox
-        return ImapMailbox.connect(link, cafile=cafile)
+        return ImapMailbox.connect(link, cafile=cafile, store=store)
     if link.protocol is MailProtocol.POP3:
         from plugin.mailboxes.pop3 import Pop3Mailbox
-        return Pop3Mailbox.connect(link, cafile=cafile, ledger=ledger)
+        return Pop3Mailbox.connect(link, cafile=cafile, store=store)
     if link.protocol is MailProtocol.MAILDIR:
         from plugin.mailboxes.maildir import MaildirMailbox
         return MaildirMailbox.connect(link)

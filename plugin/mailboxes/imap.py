@@ -12,7 +12,7 @@ from typing import Self
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from plugin.domain import Link, MailRef, Outcome, RawMail, Security
+from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -21,6 +21,7 @@ from plugin.mailboxes.network import (
     network_errors_as_retry,
     withhold_password,
 )
+from plugin.mailboxes.oauth import LinkStore, sign_in_with_token
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,18 @@ class ImapMailbox:
         self._client = client
 
     @classmethod
-    def connect(cls, link: Link, cafile: str | None = None) -> ImapMailbox:
-        """Connect with the link's security, log in and select its folder."""
+    def connect(cls, link: Link, cafile: str | None = None, store: LinkStore | None = None) -> ImapMailbox:
+        """Connect with the link's security, log in (password or XOAUTH2) and select its folder."""
         for keyword in (link.processed_label, link.rejected_label):
             check_keyword(keyword)
         with _retry_later_on_failure(link, "connect"):
             client = _open(link, cafile)
             try:
-                client.login(link.username, link.password.reveal())
+                if link.auth is AuthMethod.OAUTH2_DELEGATED:
+                    sign_in_with_token(link, lambda token: client.oauth2_login(link.username, token), LoginError,
+                                       cafile, store)
+                else:
+                    client.login(link.username, link.password.reveal())
                 client.select_folder(link.folder)
             except BaseException:
                 _discard(client)

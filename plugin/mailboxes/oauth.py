@@ -1,14 +1,17 @@
 """OAuth 2.0 access tokens for mailboxes from Microsoft Entra ID through msal, and their sealed storage."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msal
 import requests
@@ -17,7 +20,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from plugin.domain import AuthMethod, Link, OAuthSettings, Secret
+from plugin.domain import AuthMethod, Link, MailProtocol, OAuthSettings, Secret
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, http_session
 
@@ -34,11 +37,20 @@ IMAP_SCOPES = ("https://outlook.office.com/IMAP.AccessAsUser.All",)
 POP_SCOPES = ("https://outlook.office.com/POP.AccessAsUser.All",)
 EWS_DELEGATED_SCOPES = ("https://outlook.office365.com/EWS.AccessAsUser.All",)
 WARN_DAYS = 14
+REFRESH_TOKEN_DAYS = 90
+EXPIRY_MARGIN_S = 120  # a token this close to its end is refreshed first
 SECRET_FIELDS = ("client_secret", "refresh_token")
 DATE_FIELDS = ("client_secret_expires", "refresh_token_expires")
 
 _apps: dict[tuple[str, ...], msal.ClientApplication] = {}
+_access_tokens: dict[str, tuple[str, float]] = {}  # fingerprint -> (delegated access token, monotonic expiry)
 _apps_lock = threading.Lock()
+
+
+class LinkStore(Protocol):
+    """Where a rotated refresh token is saved: the store's links."""
+
+    def update_link(self, link: Link) -> None: ...
 
 
 class AuthenticationFailed(RetryLater):
@@ -61,22 +73,61 @@ def app_token(link: Link, scope: str, cafile: str | None = None) -> str:
     return _access_token(link, result, "app-only token")
 
 
-def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = None) -> str:
-    """A user's access token, refreshed from the stored refresh token; msal caches it until it expires."""
+def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = None,
+                    links: LinkStore | None = None, *, fresh: bool = False) -> str:
+    """A user's access token from the stored refresh token, kept in memory until shortly before it expires.
+
+    `fresh` skips the kept token: the mail server refused it (expired or revoked early). A refresh
+    token the identity platform rotated is saved on the link through `links`.
+    """
     oauth = link.oauth
     if not oauth.refresh_token:
         raise AuthenticationFailed(f"link {link.name} has no refresh token: run `jsm-mail links auth {link.name}`")
+    key = _fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{oauth.refresh_token.reveal()}")
+    with _apps_lock:
+        kept = _access_tokens.get(key)
+    if kept and not fresh and kept[1] > time.monotonic() + EXPIRY_MARGIN_S:
+        return kept[0]
     with _msal_errors(link, "refresh the access token"):
         app = _public_app(oauth, cafile)
-        accounts = app.get_accounts()
-        result = app.acquire_token_silent(list(scopes), account=accounts[0]) if accounts else None
-        if not result:
-            result = app.acquire_token_by_refresh_token(oauth.refresh_token.reveal(), scopes=list(scopes))
-    return _access_token(link, result, "access token")
+        result = app.acquire_token_by_refresh_token(oauth.refresh_token.reveal(), scopes=list(scopes))
+    token = _access_token(link, result, "access token refresh")
+    expires = time.monotonic() + float(result.get("expires_in") or 0)
+    rotated = result.get("refresh_token")
+    with _apps_lock:
+        _access_tokens[key] = (token, expires)
+    if rotated and rotated != oauth.refresh_token.reveal() and links is not None:
+        # Entra ID may hand out a new refresh token with each refresh; the newest lives longest.
+        renewed = replace(link, oauth=replace(oauth, refresh_token=Secret(rotated),
+                                              refresh_token_expires=_refresh_token_expiry()))
+        links.update_link(renewed)
+        with _apps_lock:
+            _access_tokens[_fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{rotated}")] = (token, expires)
+        log.info("refresh token renewed link=%s", link.name)
+    return token
 
 
-def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Any, cafile: str | None = None) -> Secret:
-    """The device-code flow: `show` gets Microsoft's instructions (code and URL); returns the refresh token."""
+def sign_in_with_token(link: Link, login: Callable[[str], None], refused: type[Exception], cafile: str | None,
+                       links: LinkStore | None) -> None:
+    """Log in with a delegated token (SASL XOAUTH2); a kept token the server refuses is refreshed once."""
+    scopes = scopes_for(link)
+    try:
+        login(delegated_token(link, scopes, cafile, links))
+    except refused:
+        # The server may know better than our clock: the token expired or was revoked early.
+        log.info("token refused, refreshing once link=%s", link.name)
+        login(delegated_token(link, scopes, cafile, links, fresh=True))
+
+
+def xoauth2_response(user: str, token: str) -> str:
+    """The XOAUTH2 initial client response, base64 (developers.google.com/gmail/imap/xoauth2-protocol)."""
+    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+
+
+def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Callable[[str], None],
+                        cafile: str | None = None) -> OAuthSettings:
+    """The device-code flow: `show` gets Microsoft's instructions (code and URL); returns the settings
+    with the new refresh token (learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code)."""
     with _msal_errors(link, "start the device-code sign-in"):
         app = _public_app(link.oauth, cafile, shared=False)
         flow = app.initiate_device_flow(scopes=list(scopes))
@@ -89,13 +140,30 @@ def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Any, cafile: 
     refresh = result.get("refresh_token")
     if not refresh:
         raise AuthenticationFailed("the sign-in gave no refresh token; the app registration must allow offline_access")
-    return Secret(refresh)
+    return replace(link.oauth, refresh_token=Secret(refresh), refresh_token_expires=_refresh_token_expiry())
+
+
+def scopes_for(link: Link) -> tuple[str, ...]:
+    """The delegated scopes the link's protocol needs."""
+    if link.protocol is MailProtocol.IMAP:
+        return IMAP_SCOPES
+    if link.protocol is MailProtocol.POP3:
+        return POP_SCOPES
+    if link.protocol is MailProtocol.EWS:
+        return EWS_DELEGATED_SCOPES
+    raise AuthenticationFailed(f"{link.protocol.value} links do not sign in as a user; use app-only sign-in")
 
 
 def forget_tokens() -> None:
     """Drop every cached msal app and token, as after a restart."""
     with _apps_lock:
         _apps.clear()
+        _access_tokens.clear()
+
+
+def _refresh_token_expiry() -> date:
+    """Entra ID refresh tokens live 90 days unless used (learn.microsoft.com/entra/identity-platform/refresh-tokens)."""
+    return datetime.now(UTC).date() + timedelta(days=REFRESH_TOKEN_DAYS)
 
 
 def expiry_warnings(oauth: OAuthSettings, today: date) -> list[str]:

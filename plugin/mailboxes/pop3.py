@@ -6,9 +6,10 @@ import poplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import TYPE_CHECKING, Self
 
-from plugin.domain import Link, MailRef, Outcome, RawMail, Security
+from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -17,36 +18,42 @@ from plugin.mailboxes.network import (
     network_errors_as_retry,
     withhold_password,
 )
+from plugin.mailboxes.oauth import sign_in_with_token, xoauth2_response
 
 if TYPE_CHECKING:
-    from plugin.mailboxes import Ledger
+    from plugin.mailboxes import MailboxStore
 
 log = logging.getLogger(__name__)
 
 # Ledger key of a rejected mail kept on the server: UIDLs are unique within a maildrop and never
 # reused (RFC 1939 7), so the UIDL alone tells the mail in later sessions.
 KEPT_PREFIX = "pop3-kept:"
+MAX_LINE = 2048  # poplib's own bound on a reply line
 
 
 class Pop3Mailbox:
     """One logged-in POP3 session; DELE marks are committed only by close() (RFC 1939 6, UPDATE)."""
 
-    def __init__(self, link: Link, conn: poplib.POP3, ledger: Ledger | None = None) -> None:
+    def __init__(self, link: Link, conn: poplib.POP3, store: MailboxStore | None = None) -> None:
         self.link = link
         self._conn = conn
-        self._ledger = ledger
+        self._store = store
         self._numbers: dict[str, int] | None = None
         self._deleted: set[int] = set()
         self._kept: set[str] = set()
 
     @classmethod
-    def connect(cls, link: Link, cafile: str | None = None, ledger: Ledger | None = None) -> Pop3Mailbox:
+    def connect(cls, link: Link, cafile: str | None = None, store: MailboxStore | None = None) -> Pop3Mailbox:
         """Connect with the link's security and log in."""
         with _retry_later_on_failure(link, "connect"):
             conn = _open(link, cafile)
             try:
-                conn.user(link.username)
-                conn.pass_(link.password.reveal())
+                if link.auth is AuthMethod.OAUTH2_DELEGATED:
+                    sign_in_with_token(link, partial(_auth_xoauth2, conn, link.username), poplib.error_proto,
+                                       cafile, store)
+                else:
+                    conn.user(link.username)
+                    conn.pass_(link.password.reveal())
             except poplib.error_proto as exc:
                 _discard(conn)
                 detail = f"could not connect: {link.host}:{link.port} refused the login of {link.username}"
@@ -54,7 +61,7 @@ class Pop3Mailbox:
             except BaseException:
                 _discard(conn)
                 raise
-        return cls(link, conn, ledger)
+        return cls(link, conn, store)
 
     def unhandled(self) -> list[MailRef]:
         """Every message on the server but the rejected ones kept, by UIDL, with its LIST size, in number order."""
@@ -124,15 +131,15 @@ class Pop3Mailbox:
         if self._is_kept(ref.uid):
             return
         self._kept.add(ref.uid)
-        if self._ledger is not None:
-            self._ledger.finish(self.link.id, KEPT_PREFIX + ref.uid, outcome)
+        if self._store is not None:
+            self._store.finish(self.link.id, KEPT_PREFIX + ref.uid, outcome)
         log.info("kept on the server mailbox=%s uid=%s: %s (%s)", self.link.id, ref.uid, outcome.state.value,
                  outcome.reason or outcome.detail)
 
     def _is_kept(self, uid: str) -> bool:
         if uid in self._kept:
             return True
-        return self._ledger is not None and self._ledger.ledger_entry(self.link.id, KEPT_PREFIX + uid) is not None
+        return self._store is not None and self._store.ledger_entry(self.link.id, KEPT_PREFIX + uid) is not None
 
     def _uid_numbers(self) -> dict[str, int]:
         """UIDL -> message number; numbers never change within a session (RFC 1939 4), so ask once."""
@@ -140,6 +147,21 @@ class Pop3Mailbox:
             _, lines, _ = self._conn.uidl()
             self._numbers = {uid: number for number, uid in _pairs(lines)}
         return self._numbers
+
+
+def _auth_xoauth2(conn: poplib.POP3, username: str, token: str) -> None:
+    """AUTH XOAUTH2 with the initial response (RFC 5034 4); poplib has no AUTH of its own.
+
+    A refused token is answered with a "+ " challenge holding the error as JSON, which the client
+    acknowledges with an empty line before the final -ERR.
+    """
+    conn.sock.sendall(f"AUTH XOAUTH2 {xoauth2_response(username, token)}\r\n".encode("ascii"))
+    line = conn.file.readline(MAX_LINE).rstrip(b"\r\n")
+    if line == b"+" or line.startswith(b"+ "):
+        conn.sock.sendall(b"\r\n")
+        line = conn.file.readline(MAX_LINE).rstrip(b"\r\n")
+    if not line.startswith(b"+OK"):
+        raise poplib.error_proto(line)
 
 
 def _pairs(lines: list[bytes]) -> Iterator[tuple[int, str]]:

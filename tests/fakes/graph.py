@@ -93,6 +93,7 @@ class FakeGraph:
         self._throttle: list[tuple[str, int, int]] = []  # (method, status, Retry-After) for the next Graph calls
         self._pages: dict[str, Page] = {}
         self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
+        self._device_scopes: dict[str, str] = {}  # device code -> the scopes it was asked for
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._dispatch)
@@ -213,8 +214,11 @@ class FakeGraph:
     def _device_code(self, form: dict[str, str]) -> Response:
         if form.get("client_id") != self.client_id:
             return _token_error(400, "unauthorized_client", "AADSTS700016: Application not found in the directory.")
+        # The scopes go with the device authorization request; the token polls carry only the device code.
+        self._check_delegated_scopes(form.get("scope", ""))
         code = "dc-" + secrets.token_urlsafe(8)
         self._device_codes[code] = ""
+        self._device_scopes[code] = form["scope"]
         return _json({"device_code": code, "user_code": "FAKE-CODE", "verification_uri": f"{self.url}/devicelogin",
                       "expires_in": 900, "interval": 1,
                       "message": f"To sign in, use a web browser to open the page {self.url}/devicelogin and enter "
@@ -228,20 +232,25 @@ class FakeGraph:
         if not self._device_codes[code]:
             return _token_error(400, "authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. "
                                                               "Authorization is pending.")
-        return _json(self._user_tokens(form, refresh_token=self._device_codes.pop(code)))
+        scope = self._device_scopes.pop(code)
+        return _json(self._user_tokens({"scope": scope}, refresh_token=self._device_codes.pop(code)))
 
     def _user_tokens(self, form: dict[str, str], refresh_token: str | None = None) -> dict[str, Any]:
-        scopes = set(form.get("scope", "").split())
+        scopes = self._check_delegated_scopes(form.get("scope", ""))
+        refresh = refresh_token or self.issue_refresh_token()
+        self.refresh_tokens.add(refresh)
+        return self._access_token("user", {"token_type": "Bearer", "scope": " ".join(sorted(scopes)),
+                                           "expires_in": self.access_token_lifetime_s, "refresh_token": refresh})
+
+    def _check_delegated_scopes(self, scope: str) -> set[str]:
+        scopes = set(scope.split())
         if not scopes & {"https://outlook.office.com/IMAP.AccessAsUser.All",
                          "https://outlook.office.com/POP.AccessAsUser.All",
                          "https://outlook.office365.com/EWS.AccessAsUser.All"}:
             raise Violation(f"delegated token asked for scopes {sorted(scopes)}")
         if "offline_access" not in scopes:
             raise Violation("delegated token asked without offline_access: no refresh token would come back")
-        refresh = refresh_token or self.issue_refresh_token()
-        self.refresh_tokens.add(refresh)
-        return self._access_token("user", {"token_type": "Bearer", "scope": " ".join(sorted(scopes)),
-                                           "expires_in": self.access_token_lifetime_s, "refresh_token": refresh})
+        return scopes
 
     def _access_token(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         token = f"at-{kind}-" + secrets.token_urlsafe(16)

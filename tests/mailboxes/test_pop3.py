@@ -89,12 +89,12 @@ def test_rejected_mail_stays_on_the_server_and_is_skipped_by_its_uidl(mail_accou
     mail_account.append(eml("good"))
 
     with caplog.at_level("INFO", logger="plugin.mailboxes.pop3"):
-        with open_mailbox(pop3_link, ledger=store) as mailbox:
+        with open_mailbox(pop3_link, store=store) as mailbox:
             bad, good = mailbox.unhandled()
             mailbox.label(bad, outcome)
             mailbox.label(bad, outcome)  # handled again within the session: still one log line
             assert mailbox.unhandled() == [good]
-        with open_mailbox(pop3_link, ledger=store) as mailbox:
+        with open_mailbox(pop3_link, store=store) as mailbox:
             assert mailbox.unhandled() == [good]  # a later session skips it too
 
     assert subjects(mail_account) == [b"bad", b"good"]
@@ -106,11 +106,11 @@ def test_kept_mail_of_one_link_is_not_skipped_on_another(mail_account, pop3_link
     mail_account.append(eml("bad"))
     other = dataclasses.replace(pop3_link, id=pop3_link.id + 1)
 
-    with open_mailbox(pop3_link, ledger=store) as mailbox:
+    with open_mailbox(pop3_link, store=store) as mailbox:
         [bad] = mailbox.unhandled()
         mailbox.label(bad, REJECTED)
 
-    with open_mailbox(other, ledger=store) as mailbox:
+    with open_mailbox(other, store=store) as mailbox:
         assert [ref.uid for ref in mailbox.unhandled()] == [bad.uid]
 
 
