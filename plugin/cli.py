@@ -92,8 +92,8 @@ def oauth_settings(args: argparse.Namespace) -> OAuthSettings:
             raise ValueError(f"environment variable {args.client_secret_env} is not set")
     expires = date.fromisoformat(args.client_secret_expires) if args.client_secret_expires else None
     return OAuthSettings(tenant_id=args.tenant_id or "", client_id=args.client_id or "", client_secret=Secret(secret),
-                         certificate_path=args.client_certificate or "", authority=args.authority,
-                         client_secret_expires=expires)
+                         certificate_path=args.client_certificate or "",
+                         authority=args.authority or "https://login.microsoftonline.com", client_secret_expires=expires)
 
 
 def request_type_problem(runtime: Runtime, link: Link) -> str | None:
@@ -163,6 +163,69 @@ def cmd_links_auth(args: argparse.Namespace, runtime: Runtime) -> int:
     expires = f"; the refresh token lasts until {oauth.refresh_token_expires}" if oauth.refresh_token_expires else ""
     print(f"link {link.name} signed in{expires}")
     return 0
+
+
+def cmd_links_switch(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Move a link to a new sign-in or protocol in place: probe it live first; the old one works until then.
+
+    The link keeps its id, so its mail ledger, threading index and labels carry over: mail the old
+    sign-in handled is not handled again, mail that arrives meanwhile is handled once by either.
+    """
+    from plugin.mailboxes import open_mailbox
+    from plugin.mailboxes.oauth import device_code_sign_in, scopes_for
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    try:
+        candidate = switched_link(link, args)
+    except ValueError as bad:
+        return fail(str(bad))
+    try:
+        if candidate.auth is AuthMethod.OAUTH2_DELEGATED and not candidate.oauth.refresh_token:
+            oauth = device_code_sign_in(candidate, scopes_for(candidate), lambda text: print(text, flush=True),
+                                        cafile=runtime.settings.ca_file)
+            candidate = dataclasses.replace(candidate, oauth=oauth)
+        with open_mailbox(candidate, cafile=runtime.settings.ca_file) as mailbox:
+            mailbox.probe()
+    except RetryLater as refused:
+        return fail(f"the new sign-in failed its probe, {link.name} keeps the old one: {refused.detail}")
+    runtime.store.update_link(candidate)
+    print(f"link {link.name} switched to {candidate.protocol.value} with {candidate.auth.value} sign-in "
+          "(login, folder and a label write probed)")
+    return 0
+
+
+def switched_link(link: Link, args: argparse.Namespace) -> Link:
+    """The link with the protocol, server and sign-in options given; the rest (labels, policy) unchanged."""
+    protocol = MailProtocol(args.protocol) if args.protocol else link.protocol
+    security = Security(args.security) if args.security else link.security
+    moved = (protocol, security) != (link.protocol, link.security)
+    auth = AuthMethod(args.auth) if args.auth else (
+        AuthMethod.OAUTH2_APP if protocol is MailProtocol.GRAPH else link.auth)
+    password = link.password
+    if args.password_env:
+        password = Secret(os.environ.get(args.password_env) or "")
+        if not password:
+            raise ValueError(f"environment variable {args.password_env} is not set")
+    given = oauth_settings(args)
+    oauth = dataclasses.replace(
+        link.oauth, **{name: getattr(given, name) for name in ("tenant_id", "client_id", "client_secret",
+                                                                 "certificate_path", "client_secret_expires")
+                       if getattr(given, name)})
+    if args.authority:
+        oauth = dataclasses.replace(oauth, authority=args.authority)
+    if oauth.client_id != link.oauth.client_id or auth is not AuthMethod.OAUTH2_DELEGATED:
+        oauth = dataclasses.replace(oauth, refresh_token=Secret(""), refresh_token_expires=None)
+    if auth is AuthMethod.OAUTH2_APP and not (oauth.tenant_id and oauth.client_id and
+                                              (oauth.client_secret or oauth.certificate_path)):
+        raise ValueError("app-only sign-in needs --tenant-id, --client-id and --client-secret-env or "
+                         "--client-certificate")
+    if protocol is MailProtocol.GRAPH and auth is not AuthMethod.OAUTH2_APP:
+        raise ValueError("graph links sign in app-only")
+    host = args.host or ("https://graph.microsoft.com" if protocol is MailProtocol.GRAPH and moved else link.host)
+    port = args.port or (DEFAULT_PORTS.get((protocol, security), link.port) if moved else link.port)
+    return dataclasses.replace(link, protocol=protocol, security=security, host=host, port=port,
+                               username=args.username or link.username, password=password, auth=auth, oauth=oauth)
 
 
 def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -260,6 +323,18 @@ def cmd_serve(args: argparse.Namespace, runtime: Runtime) -> int:
     return 0
 
 
+def add_sign_in_options(p: argparse.ArgumentParser, authority_default: str | None) -> None:
+    p.add_argument("--auth", choices=[a.value for a in AuthMethod],
+                   help="sign-in: password (default), ntlm, oauth2-app (default for graph), oauth2-delegated")
+    p.add_argument("--tenant-id", help="Microsoft Entra tenant id (OAuth)")
+    p.add_argument("--client-id", help="application (client) id of the app registration (OAuth)")
+    p.add_argument("--client-secret-env", metavar="VAR", help="environment variable holding the client secret")
+    p.add_argument("--client-secret-expires", metavar="YYYY-MM-DD", help="when the client secret runs out")
+    p.add_argument("--client-certificate", metavar="PEM", help="certificate and private key instead of a secret")
+    p.add_argument("--authority", default=authority_default,
+                   help="identity platform (national clouds: https://login.microsoftonline.us, ...)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jsm-mail", description="Email channel for Jira Service Management")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -313,15 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
     p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN")
     p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN")
-    p.add_argument("--auth", choices=[a.value for a in AuthMethod],
-                   help="sign-in: password (default), ntlm, oauth2-app (default for graph), oauth2-delegated")
-    p.add_argument("--tenant-id", help="Microsoft Entra tenant id (OAuth)")
-    p.add_argument("--client-id", help="application (client) id of the app registration (OAuth)")
-    p.add_argument("--client-secret-env", metavar="VAR", help="environment variable holding the client secret")
-    p.add_argument("--client-secret-expires", metavar="YYYY-MM-DD", help="when the client secret runs out")
-    p.add_argument("--client-certificate", metavar="PEM", help="certificate and private key instead of a secret")
-    p.add_argument("--authority", default="https://login.microsoftonline.com",
-                   help="identity platform (national clouds: https://login.microsoftonline.us, ...)")
+    add_sign_in_options(p, authority_default="https://login.microsoftonline.com")
     p.set_defaults(func=cmd_links_add)
     p = links.add_parser("request-types", help="request types of a service desk, and which can take mail")
     p.add_argument("--service-desk", required=True, metavar="ID")
@@ -332,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("auth", help="sign in as the mailbox user (device code) for IMAP/POP3/EWS over OAuth")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_auth)
+    p = links.add_parser("switch", help="move a link to a new sign-in or protocol, probed live first")
+    p.add_argument("name")
+    p.add_argument("--protocol", choices=[m.value for m in MailProtocol])
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--security", choices=[s.value for s in Security])
+    p.add_argument("--username")
+    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the new password")
+    add_sign_in_options(p, authority_default=None)
+    p.set_defaults(func=cmd_links_switch)
     p = links.add_parser("remove")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_remove)

@@ -38,6 +38,9 @@ class Mailbox(Protocol):
 
     def label(self, ref: MailRef, outcome: Outcome) -> None: ...
 
+    def probe(self) -> None:
+        """Prove the sign-in can list the folder and write a label, on no mail (before a credential switch)."""
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self: ...
@@ -62,7 +65,7 @@ def open_mailbox(link: Link, *, cafile: str | None = None, store: MailboxStore |
         return MaildirMailbox.connect(link)
     if link.protocol is MailProtocol.EWS:
         from plugin.mailboxes.ews import EwsMailbox
-        return EwsMailbox.connect(link, cafile=cafile)
+        return EwsMailbox.connect(link, cafile=cafile, store=store)
     if link.protocol is MailProtocol.GRAPH:
         from plugin.mailboxes.graph import GraphMailbox
         return GraphMailbox.connect(link, cafile=cafile)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 GRAPH_URL = "https://graph.microsoft.com"
 PAGE_SIZE = 50
+PROBE_ID = "jsm-mail-probe-no-such-message"
 # Message has no size property; PidTagMessageSize (0x0E08) is read as a single-value extended
 # property (learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
 SIZE_PROPERTY = "Integer 0x0E08"
@@ -121,6 +122,13 @@ class GraphMailbox:
             log.info("label skipped mailbox=%s message=%s: deleted meanwhile", self.link.id, _short(ref.uid))
             return
         self._categories[ref.uid] = categories
+
+    def probe(self) -> None:
+        """List the folder and PATCH categories of a message id that cannot exist: 404 means the app may
+        write (Mail.ReadWrite), 403 that it may only read."""
+        self.unhandled()
+        self._call("PATCH", f"{self._user()}/messages/{PROBE_ID}", "write a label",
+                   json={"categories": [self.link.processed_label]}, missing_ok=True)
 
     def close(self) -> None:
         """Close the HTTP session; Graph has no logout."""

@@ -26,6 +26,7 @@ from plugin.mailboxes.oauth import LinkStore, sign_in_with_token
 log = logging.getLogger(__name__)
 
 SEEN = "\\Seen"
+MAX_UID = 4294967295  # the largest UID (RFC 3501 2.3.1.1), never given to a mail here
 # RFC 3501 9: atom-specials are "(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]"; CHAR is 7-bit.
 ATOM_SPECIALS = frozenset('(){ %*"\\]')
 BYTES_REPR = re.compile(r"b(['\"])(.*)\1", re.DOTALL)
@@ -104,6 +105,20 @@ class ImapMailbox:
                 "it may not allow custom keywords in this folder",
                 RETRY_AFTER_CONFIG_S,
             )
+
+    def probe(self) -> None:
+        """List the folder and STORE our labels on a UID that cannot exist, which RFC 3501 6.4.8 ignores;
+        PERMANENTFLAGS (RFC 3501 7.1) must allow our keywords or new ones (\\*)."""
+        with _retry_later_on_failure(self.link, "probe the folder"):
+            permanent = self._client.select_folder(self.link.folder).get(b"PERMANENTFLAGS", ())
+            self.unhandled()
+            self._client.add_flags([MAX_UID], [self.link.processed_label, self.link.rejected_label], silent=True)
+        kept = {flag.decode("ascii", "replace").casefold() for flag in permanent}
+        missing = [label for label in (self.link.processed_label, self.link.rejected_label)
+                   if label.casefold() not in kept]
+        if "\\*" not in kept and missing:
+            raise RetryLater(f"{self.link.folder} does not keep the labels {', '.join(missing)} "
+                             "(no \\* in PERMANENTFLAGS)", RETRY_AFTER_CONFIG_S)
 
     def close(self) -> None:
         """Log out; never CLOSE or EXPUNGE, which would remove mail others marked \\Deleted (RFC 3501 6.4.2)."""

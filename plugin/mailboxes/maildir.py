@@ -74,6 +74,10 @@ class MaildirMailbox:
         message.add_flag("S" + self._letters[label])
         self._box[ref.uid] = message
 
+    def probe(self) -> None:
+        """A local folder: listing it is the whole check."""
+        self.unhandled()
+
     def close(self) -> None:
         self._box.close()
 

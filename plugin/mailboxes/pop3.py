@@ -110,6 +110,10 @@ class Pop3Mailbox:
             self._conn.dele(number)
         self._deleted.add(number)
 
+    def probe(self) -> None:
+        """UIDL and LIST; POP3 has no label, and its one write (DELE) comes with the login."""
+        self.unhandled()
+
     def close(self) -> None:
         """QUIT, which commits the deletions; if it fails they stay and the mail is listed again."""
         try:

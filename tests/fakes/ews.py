@@ -132,6 +132,9 @@ class FakeEws:
     def __init__(self, server: HTTPServer, address: str = "support@example.test", cafile: str | None = None) -> None:
         self.url = server.url_for(EWS_PATH)
         self.cafile = cafile  # the certificate to trust when the server speaks HTTPS
+        # OAuth: which Bearer tokens Exchange accepts (app-only EWS impersonates the mailbox:
+        # learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-authenticate-an-ews-application-by-using-oauth).
+        self.bearer: Callable[[str], bool] | None = None
         self.address = address
         self.violations: list[str] = []
         self.operations: list[str] = []
@@ -227,8 +230,11 @@ class FakeEws:
                 q("m:UpdateItem"): self._update_item}
 
     def _authorised(self, request: Request) -> bool:
+        authorization = request.headers.get("Authorization", "")
+        if self.bearer is not None and authorization.startswith("Bearer "):
+            return self.bearer(authorization.removeprefix("Bearer "))
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return request.headers.get("Authorization") == f"Basic {expected}"
+        return authorization == f"Basic {expected}"
 
     def _operation(self, request: Request) -> ET.Element:
         """The one element in s:Body, after checking the HTTP request and the SOAP header."""
@@ -241,7 +247,13 @@ class FakeEws:
         expect(envelope, "s:Envelope", children={"s:Header", "s:Body"})
         header = envelope.find(q("s:Header"))
         if header is not None:
-            expect(header, "s:Header", children={"t:RequestServerVersion", "t:TimeZoneContext"})
+            expect(header, "s:Header", children={"t:RequestServerVersion", "t:TimeZoneContext",
+                                                 "t:ExchangeImpersonation"})
+            impersonated = header.find(f"{q('t:ExchangeImpersonation')}/{q('t:ConnectingSID')}/"
+                                       f"{q('t:PrimarySmtpAddress')}")
+            if header.find(q("t:ExchangeImpersonation")) is not None and (
+                    impersonated is None or impersonated.text != self.address):
+                raise Unsupported("ExchangeImpersonation must name the mailbox by its PrimarySmtpAddress")
             version = header.find(q("t:RequestServerVersion"))
             if version is None or version.get("Version") != "Exchange2016":
                 raise Unsupported("RequestServerVersion is not Exchange2016 (the build 15.1 we configure)")

@@ -34,6 +34,8 @@ from plugin.mailboxes.oauth import forget_tokens
 from tests.fakes.dovecot import make_certificate, openssl_path
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+EWS_SCOPE = "https://outlook.office365.com/.default"
+APP_SCOPES = {GRAPH_SCOPE: "app-graph", EWS_SCOPE: "app-ews"}  # resource -> kind of token
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SIZE_EXPAND = "singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')"
@@ -90,6 +92,7 @@ class FakeGraph:
         self.requests: list[tuple[str, str]] = []  # (method, path) of Graph calls
         self.violations: list[str] = []
         self.access_token_lifetime_s = 3599
+        self.read_only = False  # the app was granted Mail.Read only: writes are 403 ErrorAccessDenied
         self._throttle: list[tuple[str, int, int]] = []  # (method, status, Retry-After) for the next Graph calls
         self._pages: dict[str, Page] = {}
         self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
@@ -182,7 +185,7 @@ class FakeGraph:
     def _client_credentials(self, form: dict[str, str]) -> Response:
         # learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow: scope is the
         # resource's /.default; the credential is client_secret or a signed client_assertion.
-        if form.get("scope") != GRAPH_SCOPE:
+        if form.get("scope") not in APP_SCOPES:
             return _token_error(400, "invalid_scope", f"AADSTS1002012: The provided value for scope "
                                                       f"{form.get('scope')} is not valid.")
         if "client_assertion" in form:
@@ -191,7 +194,7 @@ class FakeGraph:
                                                            "validation.")
         elif form.get("client_secret") != self.client_secret:
             return _token_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        return _json(self._access_token("app", {"token_type": "Bearer", "expires_in": self.access_token_lifetime_s,
+        return _json(self._access_token(APP_SCOPES[form["scope"]], {"token_type": "Bearer", "expires_in": self.access_token_lifetime_s,
                                                 "ext_expires_in": self.access_token_lifetime_s}))
 
     def _assertion_valid(self, assertion: str) -> bool:
@@ -257,17 +260,18 @@ class FakeGraph:
         self.access_tokens[token] = (kind, time.time() + self.access_token_lifetime_s)
         return body | {"access_token": token}
 
-    def token_is_valid(self, token: str) -> bool:
-        """For the IMAP/POP3 introspection endpoint: a delegated access token that has not expired."""
-        kind, expires = self.access_tokens.get(token, ("", 0.0))
-        return kind == "user" and expires > time.time()
+    def token_is_valid(self, token: str, kind: str = "user") -> bool:
+        """For the IMAP/POP3 introspection endpoint and the fake EWS: a token of that kind that has not expired
+        ("user" delegated, "app-graph" or "app-ews" app-only)."""
+        token_kind, expires = self.access_tokens.get(token, ("", 0.0))
+        return token_kind == kind and expires > time.time()
 
     # ------------------------------------------------------------ Microsoft Graph v1.0
     def _graph(self, request: Request) -> Response:
         self.requests.append((request.method, request.path))
         kind, expires = self.access_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "),
                                                ("", 0.0))
-        if kind != "app" or expires < time.time():
+        if kind != "app-graph" or expires < time.time():
             return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         if self._throttle and self._throttle[0][0] in ("", request.method):
             _, status, retry_after = self._throttle.pop(0)
@@ -375,6 +379,8 @@ class FakeGraph:
                 raise Violation(f"PATCH of {key}={value!r}")
         if "categories" in body and not all(isinstance(c, str) for c in body["categories"]):
             raise Violation("categories must be strings")
+        if self.read_only:
+            return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         message = self.messages.get(message_id)
         if message is None:
             return _graph_error(404, **NOT_FOUND)
