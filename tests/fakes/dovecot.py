@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
@@ -227,7 +228,7 @@ class MailAccount:
             fetched = client.fetch([uid], ["FLAGS"])
         return _stored_flags(fetched[uid][b"FLAGS"])
 
-    def link(self, protocol: str = "imap", security: str = "none", **overrides: object) -> Link:
+    def link(self, protocol: str = "imap", security: str = "none", **overrides: Any) -> Link:
         """A Link to this account over the given protocol and security; fields can be overridden."""
         mail_protocol, link_security = MailProtocol(protocol), Security(security)
         ports = {
@@ -380,9 +381,9 @@ def dovecot() -> Iterator[DovecotServer]:
     introspection = TokenIntrospection(introspection_server)
     try:
         for _ in range(START_ATTEMPTS):
-            ports = _free_ports(4)
-            server = DovecotServer(root, HOST, *ports, cafile=str(root / "cert.pem"), password_secret=password_secret,
-                                   introspection=introspection)
+            imap, imaps, pop3, pop3s = ports = _free_ports(4)
+            server = DovecotServer(root, HOST, imap, imaps, pop3, pop3s, cafile=str(root / "cert.pem"),
+                                   password_secret=password_secret, introspection=introspection)
             conf = _write_config(root, ports, password_secret, introspection.url)
             with open(root / "log" / "stderr.log", "ab") as stderr:
                 proc = subprocess.Popen([dovecot_bin, "-F", "-c", str(conf)], stderr=stderr)

@@ -20,6 +20,8 @@ from unittest import mock
 from xml.etree import ElementTree as ET
 
 import pytest
+import spnego
+import spnego.exceptions
 from exchangelib.protocol import CachingProtocol
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -135,6 +137,10 @@ class FakeEws:
         # OAuth: which Bearer tokens Exchange accepts (app-only EWS impersonates the mailbox:
         # learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-authenticate-an-ews-application-by-using-oauth).
         self.bearer: Callable[[str], bool] | None = None
+        # On-premises Exchange with NTLM only (the test sets NTLM_USER_FILE with DOMAIN:user:password lines).
+        self.ntlm = False
+        self.ntlm_logins: list[str] = []
+        self._ntlm_context: spnego.ContextProxy | None = None
         self.address = address
         self.violations: list[str] = []
         self.operations: list[str] = []
@@ -199,7 +205,11 @@ class FakeEws:
 
     def _dispatch(self, request: Request) -> Response:
         with self._lock:
-            if not self._authorised(request):
+            if self.ntlm:
+                challenge = self._ntlm_challenge(request)
+                if challenge is not None:
+                    return challenge
+            elif not self._authorised(request):
                 return Response(status=401, headers={"WWW-Authenticate": 'Basic realm="fake-ews"'})
             if self._failures:
                 return self._failure(self._failures.pop(0))
@@ -228,6 +238,26 @@ class FakeEws:
         return {q("m:GetFolder"): self._get_folder, q("m:FindFolder"): self._find_folder,
                 q("m:FindItem"): self._find_item, q("m:GetItem"): self._get_item,
                 q("m:UpdateItem"): self._update_item}
+
+    def _ntlm_challenge(self, request: Request) -> Response | None:
+        """NTLM as on-premises Exchange (MS-NLMP): no credentials -> 401 "NTLM"; NEGOTIATE -> 401 with the
+        CHALLENGE; AUTHENTICATE checked against NTLM_USER_FILE by pyspnego -> None, the request goes on."""
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("NTLM "):
+            return Response(status=401, headers={"WWW-Authenticate": "NTLM"})
+        token = base64.b64decode(authorization.removeprefix("NTLM "))
+        if self._ntlm_context is None:
+            self._ntlm_context = spnego.server(protocol="ntlm")
+        try:
+            answer = self._ntlm_context.step(token)
+        except spnego.exceptions.SpnegoError:
+            self._ntlm_context = None
+            return Response(status=401, headers={"WWW-Authenticate": "NTLM"})
+        if not self._ntlm_context.complete:
+            return Response(status=401, headers={"WWW-Authenticate": f"NTLM {base64.b64encode(answer or b'').decode()}"})
+        self.ntlm_logins.append(self._ntlm_context.client_principal or "")
+        self._ntlm_context = None
+        return None
 
     def _authorised(self, request: Request) -> bool:
         authorization = request.headers.get("Authorization", "")

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode
 import jwt
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -201,7 +202,10 @@ class FakeGraph:
         if self.certificate is None:
             return False
         try:
-            claims = jwt.decode(assertion, self.certificate.public_key(), algorithms=["RS256", "PS256"],
+            key = self.certificate.public_key()
+            if not isinstance(key, rsa.RSAPublicKey):
+                return False
+            claims = jwt.decode(assertion, key, algorithms=["RS256", "PS256"],
                                 audience=f"{self.url}/{self.tenant_id}/oauth2/v2.0/token")
         except jwt.PyJWTError:
             return False

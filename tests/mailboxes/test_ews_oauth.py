@@ -95,3 +95,38 @@ def test_a_revoked_refresh_token_touches_nothing(ews, fake_graph, cafile):
     with pytest.raises(AuthenticationFailed, match="AADSTS50173"):
         open_mailbox(user_link(ews, fake_graph, refresh_token), cafile=cafile)
     assert ews.operations == []
+
+
+def test_ntlm_signs_in_to_on_premises_exchange(fake_ews, tmp_path, monkeypatch):
+    users = tmp_path / "ntlm-users"
+    users.write_text(f"CONTOSO:svc-jsm:{fake_ews.password}\n")
+    monkeypatch.setenv("NTLM_USER_FILE", str(users))
+    fake_ews.ntlm = True
+    item_id = fake_ews.deliver(eml("one"))
+    link = ews_link(fake_ews, username="CONTOSO\\svc-jsm", auth=AuthMethod.NTLM)
+
+    with open_mailbox(link) as mailbox:
+        [ref] = mailbox.unhandled()
+        mailbox.label(ref, CREATED)
+
+    assert fake_ews.message(item_id).categories == ["jsm-processed"]
+    assert fake_ews.ntlm_logins and set(fake_ews.ntlm_logins) == {"CONTOSO\\svc-jsm"}
+
+
+def test_a_wrong_ntlm_password_is_refused(fake_ews, tmp_path, monkeypatch):
+    users = tmp_path / "ntlm-users"
+    users.write_text(f"CONTOSO:svc-jsm:{fake_ews.password}\n")
+    monkeypatch.setenv("NTLM_USER_FILE", str(users))
+    fake_ews.ntlm = True
+    link = ews_link(fake_ews, username="CONTOSO\\svc-jsm", password=Secret("wrong"), auth=AuthMethod.NTLM)
+
+    with pytest.raises(RetryLater, match="refused the login"):
+        open_mailbox(link)
+    assert fake_ews.operations == []
+
+
+def test_basic_is_refused_where_exchange_wants_ntlm(fake_ews, tmp_path, monkeypatch):
+    monkeypatch.setenv("NTLM_USER_FILE", str(tmp_path / "none"))
+    fake_ews.ntlm = True
+    with pytest.raises(RetryLater, match="refused the login"):
+        open_mailbox(ews_link(fake_ews))
