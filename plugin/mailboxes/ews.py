@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -71,6 +71,23 @@ class CaFileAdapter(requests.adapters.HTTPAdapter):
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = CaFileAdapter
+
+
+class HideAuthorization(logging.Filter):
+    """exchangelib logs each request's headers at DEBUG; the Authorization header holds the password or token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        headers = args.get("request_headers") if isinstance(args, Mapping) else None
+        if isinstance(args, Mapping) and isinstance(headers, Mapping):
+            shown = {k: "(withheld)" if str(k).lower() == "authorization" else v for k, v in headers.items()}
+            record.args = {**args, "request_headers": shown}
+        return True
+
+
+logging.getLogger("exchangelib.util").addFilter(HideAuthorization())
+# requests-oauthlib logs the whole access token at DEBUG ("Adding token ... to request").
+logging.getLogger("requests_oauthlib").setLevel(logging.INFO)
 
 
 class EwsMailbox:

@@ -57,6 +57,30 @@ def test_app_only_token_impersonates_the_mailbox_lists_and_labels(ews, fake_grap
                                           "scope": "https://outlook.office365.com/.default"}]
 
 
+def test_no_token_or_secret_reaches_the_log_even_at_debug(ews, fake_graph, cafile, caplog):
+    fake_ews_tokens = []
+    ews.bearer = lambda token: fake_ews_tokens.append(token) or fake_graph.token_is_valid(token, "app-ews")
+    ews.deliver(eml("one"))
+
+    with caplog.at_level("DEBUG"), open_mailbox(app_link(ews, fake_graph), cafile=cafile) as mailbox:
+        mailbox.label(mailbox.unhandled()[0], CREATED)
+
+    assert fake_ews_tokens and "'Authorization': '(withheld)'" in caplog.text  # exchangelib logged the headers
+    for secret in {*fake_ews_tokens, fake_graph.client_secret}:
+        assert secret not in caplog.text
+
+
+def test_a_basic_password_does_not_reach_the_log_even_at_debug(fake_ews, caplog):
+    import base64
+    fake_ews.deliver(eml("one"))
+    with caplog.at_level("DEBUG"), open_mailbox(ews_link(fake_ews)) as mailbox:
+        mailbox.unhandled()
+
+    basic = base64.b64encode(f"{fake_ews.username}:{fake_ews.password}".encode()).decode()
+    assert "'Authorization': '(withheld)'" in caplog.text
+    assert basic not in caplog.text and fake_ews.password not in caplog.text
+
+
 def test_a_graph_token_is_not_an_ews_token(ews, fake_graph, cafile):
     """Tokens are for one resource: EWS refuses a Graph token, which is a login error for the admin."""
     ews.bearer = lambda token: fake_graph.token_is_valid(token, "app-graph")

@@ -137,6 +137,16 @@ def test_one_token_serves_many_connections_until_it_expires(fake_graph):
                                             "scope": "https://graph.microsoft.com/.default"}
 
 
+def test_no_token_or_secret_reaches_the_log_even_at_debug(fake_graph, caplog):
+    fake_graph.add(eml("one"))
+    with caplog.at_level("DEBUG"), open_mailbox(graph_link(fake_graph), cafile=fake_graph.cafile) as mailbox:
+        mailbox.label(mailbox.unhandled()[0], CREATED)
+
+    assert fake_graph.access_tokens and caplog.records
+    for secret in {*fake_graph.access_tokens, fake_graph.client_secret}:
+        assert secret not in caplog.text
+
+
 def test_a_wrong_client_secret_is_an_authentication_error_without_the_secret(fake_graph):
     fake_graph.add(eml("one"))
     wrong = "not-the-secret-" + "x" * 8

@@ -94,6 +94,17 @@ def test_a_revoked_refresh_token_is_an_authentication_error(mail_account, fake_g
     assert signed_in not in caught.value.detail
 
 
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_no_token_reaches_the_log_even_at_debug(mail_account, fake_graph, signed_in, protocol, caplog):
+    link = oauth_link(mail_account, fake_graph, signed_in, protocol)
+    with caplog.at_level("DEBUG"), open_mailbox(link, cafile=fake_graph.cafile) as mailbox:
+        mailbox.unhandled()
+
+    assert fake_graph.access_tokens and caplog.records
+    for secret in {*fake_graph.access_tokens, *fake_graph.refresh_tokens}:
+        assert secret not in caplog.text
+
+
 def test_a_token_of_another_user_is_refused_without_showing_it(mail_account, fake_graph, token_introspection,
                                                                signed_in):
     token_introspection.owner = lambda token: "someone-else@example.test"
