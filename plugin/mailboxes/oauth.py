@@ -50,6 +50,8 @@ _apps_lock = threading.Lock()
 class LinkStore(Protocol):
     """Where a rotated refresh token is saved: the store's links."""
 
+    def link(self, name_or_id: str | int) -> Link | None: ...
+
     def update_link(self, link: Link) -> None: ...
 
 
@@ -98,9 +100,10 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
         _access_tokens[key] = (token, expires)
     if rotated and rotated != oauth.refresh_token.reveal() and links is not None:
         # Entra ID may hand out a new refresh token with each refresh; the newest lives longest.
-        renewed = replace(link, oauth=replace(oauth, refresh_token=Secret(rotated),
-                                              refresh_token_expires=_refresh_token_expiry()))
-        links.update_link(renewed)
+        # Read the link again so settings an admin changed during this poll are not written back.
+        current = links.link(link.id) or link
+        links.update_link(replace(current, oauth=replace(current.oauth, refresh_token=Secret(rotated),
+                                                         refresh_token_expires=_refresh_token_expiry())))
         with _apps_lock:
             _access_tokens[_fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{rotated}")] = (token, expires)
         log.info("refresh token renewed link=%s", link.name)
