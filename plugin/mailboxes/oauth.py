@@ -105,6 +105,7 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
         links.update_link(replace(current, oauth=replace(current.oauth, refresh_token=Secret(rotated),
                                                          refresh_token_expires=_refresh_token_expiry())))
         with _apps_lock:
+            _access_tokens.pop(key, None)  # the old refresh token is not used again
             _access_tokens[_fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{rotated}")] = (token, expires)
         log.info("refresh token renewed link=%s", link.name)
     return token
