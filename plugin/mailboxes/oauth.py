@@ -282,9 +282,13 @@ def _msal_errors(link: Link, action: str) -> Iterator[None]:
         raise RetryLater(f"{failed} {link.oauth.authority} is unreachable ({type(exc).__name__})",
                          RETRY_AFTER_S) from exc
     except ValueError as exc:
-        # msal raises ValueError when the tenant's OpenID configuration answers 4xx (unknown tenant).
-        raise AuthenticationFailed(f"{failed} tenant {link.oauth.tenant_id!r} was not found at "
-                                   f"{link.oauth.authority}") from exc
+        # msal raises ValueError when the tenant's OpenID configuration answers 4xx (unknown tenant),
+        # and for settings it cannot use.
+        text = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "authority configuration" in text or "OIDC" in text:
+            raise AuthenticationFailed(f"{failed} tenant {link.oauth.tenant_id!r} was not found at "
+                                       f"{link.oauth.authority}") from exc
+        raise AuthenticationFailed(f"{failed} {text}") from exc
 
 
 def _access_token(link: Link, result: dict[str, Any] | None, what: str) -> str:
