@@ -2,28 +2,40 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import re
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from plugin.domain import Access, Link, MailProtocol, Secret, Security, SmartMatch, check_label
+from plugin.domain import (
+    Access,
+    AuthMethod,
+    Link,
+    MailProtocol,
+    OAuthSettings,
+    Secret,
+    Security,
+    SmartMatch,
+    check_label,
+)
 from plugin.errors import MailRejected, RetryLater
 from plugin.inspect import inspect_file
 from plugin.log_csv import csv_chunks
 from plugin.log_query import LogQuery, every, page, parse_when
+from plugin.mailboxes.oauth import expiry_warnings
 from plugin.runtime import Runtime
 from plugin.settings import Settings, SettingsError
 
 DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
                  (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,
                  (MailProtocol.POP3, Security.STARTTLS): 110, (MailProtocol.POP3, Security.NONE): 110,
-                 (MailProtocol.EWS, Security.SSL): 443}
+                 (MailProtocol.EWS, Security.SSL): 443, (MailProtocol.GRAPH, Security.SSL): 443}
 
 
 # sysexits.h EX_TEMPFAIL: a mailbox could not be reached, logged in to or its folder opened; try again later.
@@ -117,14 +129,25 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.smtp_password_env and smtp_password is None:
         return fail(f"environment variable {args.smtp_password_env} is not set")
     protocol, security = MailProtocol(args.protocol), Security(args.security)
-    if protocol is MailProtocol.GRAPH:
-        return fail(f"{protocol.value} links are not supported yet; link the mailbox over IMAP, POP3 or EWS")
+    auth = AuthMethod(args.auth) if args.auth else (
+        AuthMethod.OAUTH2_APP if protocol is MailProtocol.GRAPH else AuthMethod.PASSWORD)
+    try:
+        oauth = oauth_settings(args)
+    except ValueError as bad:
+        return fail(str(bad))
+    if protocol is MailProtocol.GRAPH and auth is not AuthMethod.OAUTH2_APP:
+        return fail("graph links sign in app-only: give --tenant-id, --client-id and --client-secret-env")
+    if auth is AuthMethod.OAUTH2_APP and not (oauth.tenant_id and oauth.client_id and
+                                              (oauth.client_secret or oauth.certificate_path)):
+        return fail("app-only sign-in needs --tenant-id, --client-id and --client-secret-env or --client-certificate")
+    if not args.host and protocol is not MailProtocol.GRAPH:
+        return fail("--host is required")
     if runtime.store.link(args.name):
         return fail(f"a link named {args.name!r} exists already")
     settings = runtime.settings
     max_size_bytes = int(args.max_size_mb * 1024 * 1024) if args.max_size_mb else settings.max_size_bytes
     link = Link(
-        id=0, name=args.name, protocol=protocol, host=args.host,
+        id=0, name=args.name, protocol=protocol, host=args.host or "https://graph.microsoft.com",
         port=args.port or DEFAULT_PORTS.get((protocol, security), 0), security=security, username=args.username,
         password=Secret(password or ""), folder=args.folder, service_desk_id=args.service_desk,
         request_type_id=args.request_type, access=Access(args.access),
@@ -140,7 +163,8 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         aliases=tuple(args.alias), smtp_username=args.smtp_username or "", sent_folder=args.sent_folder or "",
         subject_style=args.subject_style, outbound_charset=args.charset,
         max_attachment_bytes=int(args.max_attachment_mb * 1024 * 1024),
-        max_mails_per_minute=args.max_mails_per_minute)
+        max_mails_per_minute=args.max_mails_per_minute,
+        auth=auth, oauth=oauth)
     problem = request_type_problem(runtime, link)
     if problem:
         return fail(problem)
@@ -150,6 +174,19 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         Outbox(runtime.store).set_smtp_password(link.id, Secret(smtp_password))
     print(f"link {link.name} added (id {link.id})")
     return 0
+
+
+def oauth_settings(args: argparse.Namespace) -> OAuthSettings:
+    """The app registration from `links add` options; the client secret is read from the environment."""
+    secret = ""
+    if args.client_secret_env:
+        secret = os.environ.get(args.client_secret_env) or ""
+        if not secret:
+            raise ValueError(f"environment variable {args.client_secret_env} is not set")
+    expires = date.fromisoformat(args.client_secret_expires) if args.client_secret_expires else None
+    return OAuthSettings(tenant_id=args.tenant_id or "", client_id=args.client_id or "", client_secret=Secret(secret),
+                         certificate_path=args.client_certificate or "",
+                         authority=args.authority or "https://login.microsoftonline.com", client_secret_expires=expires)
 
 
 def request_type_problem(runtime: Runtime, link: Link) -> str | None:
@@ -179,7 +216,15 @@ def link_json(link: Link) -> dict:
             "smtp_port": link.smtp_port, "smtp_security": link.smtp_security.value,
             "from_address": link.from_address or link.address, "from_name": link.from_name,
             "sent_folder": link.sent_folder, "subject_style": link.subject_style,
-            "charset": link.outbound_charset}
+            "charset": link.outbound_charset,
+            "auth": link.auth.value,
+            "client_secret_expires": _iso(link.oauth.client_secret_expires),
+            "refresh_token_expires": _iso(link.oauth.refresh_token_expires),
+            "warnings": expiry_warnings(link.oauth, datetime.now(UTC).date())}
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -189,8 +234,100 @@ def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
         return 0
     for link in links:
         print(f"{link.name}: {link.protocol.value}://{link.username}@{link.host}:{link.port}/{link.folder} "
-              f"-> service desk {link.service_desk_id}, request type {link.request_type_id} ({link.access.value})")
+              f"-> service desk {link.service_desk_id}, request type {link.request_type_id} ({link.access.value})"
+              f"; sign-in {link.auth.value}{_expiries(link)}")
+        for warning in expiry_warnings(link.oauth, datetime.now(UTC).date()):
+            print(f"  WARNING {link.name}: {warning}")
     return 0
+
+
+def _expiries(link: Link) -> str:
+    parts = [f"{label} expires {day.isoformat()}" for label, day in
+             (("client secret", link.oauth.client_secret_expires), ("refresh token", link.oauth.refresh_token_expires))
+             if day]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def cmd_links_auth(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Device-code sign-in as the mailbox user: prints Microsoft's code and URL, waits, stores the refresh token."""
+    from plugin.mailboxes.oauth import device_code_sign_in, scopes_for
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    if not (link.oauth.tenant_id and link.oauth.client_id):
+        return fail(f"link {link.name} has no --tenant-id and --client-id to sign in with")
+    try:
+        oauth = device_code_sign_in(link, scopes_for(link), lambda text: print(text, flush=True),
+                                    cafile=runtime.settings.ca_file)
+    except RetryLater as refused:
+        return fail(f"sign-in failed: {refused.detail}")
+    runtime.store.update_link(dataclasses.replace(link, auth=AuthMethod.OAUTH2_DELEGATED, oauth=oauth))
+    expires = f"; the refresh token lasts until {oauth.refresh_token_expires}" if oauth.refresh_token_expires else ""
+    print(f"link {link.name} signed in{expires}")
+    return 0
+
+
+def cmd_links_switch(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Move a link to a new sign-in or protocol in place: probe it live first; the old one works until then.
+
+    The link keeps its id, so its mail ledger, threading index and labels carry over: mail the old
+    sign-in handled is not handled again, mail that arrives meanwhile is handled once by either.
+    """
+    from plugin.mailboxes import open_mailbox
+    from plugin.mailboxes.oauth import device_code_sign_in, scopes_for
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    try:
+        candidate = switched_link(link, args)
+    except ValueError as bad:
+        return fail(str(bad))
+    try:
+        if candidate.auth is AuthMethod.OAUTH2_DELEGATED and not candidate.oauth.refresh_token:
+            oauth = device_code_sign_in(candidate, scopes_for(candidate), lambda text: print(text, flush=True),
+                                        cafile=runtime.settings.ca_file)
+            candidate = dataclasses.replace(candidate, oauth=oauth)
+        with open_mailbox(candidate, cafile=runtime.settings.ca_file) as mailbox:
+            mailbox.probe()
+    except RetryLater as refused:
+        return fail(f"the new sign-in failed its probe, {link.name} keeps the old one: {refused.detail}")
+    runtime.store.update_link(candidate)
+    print(f"link {link.name} switched to {candidate.protocol.value} with {candidate.auth.value} sign-in "
+          "(login, folder and a label write probed)")
+    return 0
+
+
+def switched_link(link: Link, args: argparse.Namespace) -> Link:
+    """The link with the protocol, server and sign-in options given; the rest (labels, policy) unchanged."""
+    protocol = MailProtocol(args.protocol) if args.protocol else link.protocol
+    security = Security(args.security) if args.security else link.security
+    moved = (protocol, security) != (link.protocol, link.security)
+    auth = AuthMethod(args.auth) if args.auth else (
+        AuthMethod.OAUTH2_APP if protocol is MailProtocol.GRAPH else link.auth)
+    password = link.password
+    if args.password_env:
+        password = Secret(os.environ.get(args.password_env) or "")
+        if not password:
+            raise ValueError(f"environment variable {args.password_env} is not set")
+    given = oauth_settings(args)
+    oauth = dataclasses.replace(
+        link.oauth, **{name: getattr(given, name) for name in ("tenant_id", "client_id", "client_secret",
+                                                                 "certificate_path", "client_secret_expires")
+                       if getattr(given, name)})
+    if args.authority:
+        oauth = dataclasses.replace(oauth, authority=args.authority)
+    if oauth.client_id != link.oauth.client_id or auth is not AuthMethod.OAUTH2_DELEGATED:
+        oauth = dataclasses.replace(oauth, refresh_token=Secret(""), refresh_token_expires=None)
+    if auth is AuthMethod.OAUTH2_APP and not (oauth.tenant_id and oauth.client_id and
+                                              (oauth.client_secret or oauth.certificate_path)):
+        raise ValueError("app-only sign-in needs --tenant-id, --client-id and --client-secret-env or "
+                         "--client-certificate")
+    if protocol is MailProtocol.GRAPH and auth is not AuthMethod.OAUTH2_APP:
+        raise ValueError("graph links sign in app-only")
+    host = args.host or ("https://graph.microsoft.com" if protocol is MailProtocol.GRAPH and moved else link.host)
+    port = args.port or (DEFAULT_PORTS.get((protocol, security), link.port) if moved else link.port)
+    return dataclasses.replace(link, protocol=protocol, security=security, host=host, port=port,
+                               username=args.username or link.username, password=password, auth=auth, oauth=oauth)
 
 
 def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -302,6 +439,18 @@ def package_version() -> str:
         return "unknown"
 
 
+def add_sign_in_options(p: argparse.ArgumentParser, authority_default: str | None) -> None:
+    p.add_argument("--auth", choices=[a.value for a in AuthMethod],
+                   help="sign-in: password (default), ntlm, oauth2-app (default for graph), oauth2-delegated")
+    p.add_argument("--tenant-id", help="Microsoft Entra tenant id (OAuth)")
+    p.add_argument("--client-id", help="application (client) id of the app registration (OAuth)")
+    p.add_argument("--client-secret-env", metavar="VAR", help="environment variable holding the client secret")
+    p.add_argument("--client-secret-expires", metavar="YYYY-MM-DD", help="when the client secret runs out")
+    p.add_argument("--client-certificate", metavar="PEM", help="certificate and private key instead of a secret")
+    p.add_argument("--authority", default=authority_default,
+                   help="identity platform (national clouds: https://login.microsoftonline.us, ...)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jsm-mail", description="Email channel for Jira Service Management")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -335,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("add")
     p.add_argument("--name", required=True, type=link_name)
     p.add_argument("--protocol", required=True, choices=[m.value for m in MailProtocol])
-    p.add_argument("--host", required=True, help="server name (maildir: the folder path)")
+    p.add_argument("--host", help="server name (maildir: the folder path; graph: default https://graph.microsoft.com)")
     p.add_argument("--port", type=port_number)
     p.add_argument("--security", default="ssl", choices=[s.value for s in Security])
     p.add_argument("--username", required=True)
@@ -374,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
     p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN", type=domain)
     p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN", type=domain)
+    add_sign_in_options(p, authority_default="https://login.microsoftonline.com")
     p.set_defaults(func=cmd_links_add)
     p = links.add_parser("request-types", help="request types of a service desk, and which can take mail")
     p.add_argument("--service-desk", required=True, metavar="ID")
@@ -381,6 +531,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_links_list)
+    p = links.add_parser("auth", help="sign in as the mailbox user (device code) for IMAP/POP3/EWS over OAuth")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_links_auth)
+    p = links.add_parser("switch", help="move a link to a new sign-in or protocol, probed live first")
+    p.add_argument("name")
+    p.add_argument("--protocol", choices=[m.value for m in MailProtocol])
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--security", choices=[s.value for s in Security])
+    p.add_argument("--username")
+    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the new password")
+    add_sign_in_options(p, authority_default=None)
+    p.set_defaults(func=cmd_links_switch)
     p = links.add_parser("remove")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_remove)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from email.message import Message
 from enum import StrEnum
 
@@ -334,6 +334,33 @@ class SmartMatch:
     window_days: int = 90
 
 
+class AuthMethod(StrEnum):
+    """How a link signs in to its mailbox."""
+
+    PASSWORD = "password"  # IMAP/POP3 LOGIN, EWS Basic
+    NTLM = "ntlm"  # EWS on on-premises Exchange
+    OAUTH2_APP = "oauth2-app"  # app-only token by the client credentials flow (Graph, EWS)
+    OAUTH2_DELEGATED = "oauth2-delegated"  # a user's token from a stored refresh token (IMAP/POP3 XOAUTH2, EWS)
+
+
+def _no_secret() -> Secret:
+    return Secret("")
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """An app registration and what it holds; the secrets are encrypted at rest like the password."""
+
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: Secret = field(default_factory=_no_secret)
+    certificate_path: str = ""  # PEM with the private key and the certificate, instead of a secret
+    authority: str = "https://login.microsoftonline.com"
+    client_secret_expires: date | None = None
+    refresh_token: Secret = field(default_factory=_no_secret)
+    refresh_token_expires: date | None = None
+
+
 @dataclass(frozen=True)
 class Link:
     """A mailbox linked to a service desk and request type."""
@@ -378,6 +405,8 @@ class Link:
     outbound_charset: str = "utf-8"  # or "iso-2022-jp" (CP50220) for old clients and gateways
     max_attachment_bytes: int = 10 * 1024 * 1024  # per file; larger ones are named with a link
     max_mails_per_minute: int = 10
+    auth: AuthMethod = AuthMethod.PASSWORD
+    oauth: OAuthSettings = field(default_factory=OAuthSettings)
 
     @property
     def own_addresses(self) -> frozenset[str]:

@@ -80,7 +80,7 @@ def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
     store, settings = ctx.store, ctx.settings
     renewed = time.monotonic()
     try:
-        with open_mailbox(link, cafile=settings.ca_file) as mailbox:
+        with open_mailbox(link, cafile=settings.ca_file, store=store) as mailbox:
             for ref in mailbox.unhandled():
                 if time.monotonic() - renewed > LEASE_RENEW_S:
                     if not store.acquire_lease(link.id, WORKER_ID, LEASE_TTL_S):

@@ -1,19 +1,32 @@
 """Exchange mailboxes over EWS: list unread mail, fetch it without marking it read, categorise it when Jira has it.
 
-Supported: Basic authentication to a fixed EWS URL (no autodiscover). NTLM and OAuth 2.0 are not.
+Sign-in to a fixed EWS URL (no autodiscover): Basic or NTLM (on-premises Exchange), or an OAuth 2.0
+token from plugin.mailboxes.oauth, app-only (impersonating the mailbox) or as the mailbox user.
 """
 from __future__ import annotations
 
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import requests
-from exchangelib import DELEGATE, Account, Build, Configuration, Credentials, FailFast, Q, Version
+from exchangelib import (
+    DELEGATE,
+    IMPERSONATION,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    FailFast,
+    OAuth2AuthorizationCodeCredentials,
+    Q,
+    Version,
+)
+from exchangelib.credentials import BaseCredentials
 from exchangelib.errors import (
     ErrorItemNotFound,
     ErrorServerBusy,
@@ -26,11 +39,13 @@ from exchangelib.errors import (
 from exchangelib.folders import SHALLOW, BaseFolder, Folder, FolderCollection
 from exchangelib.items import Item, Message
 from exchangelib.protocol import BaseProtocol
-from exchangelib.transport import BASIC
+from exchangelib.transport import BASIC, NTLM, OAUTH2
+from oauthlib.oauth2 import OAuth2Token
 
-from plugin.domain import Link, MailRef, Outcome, RawMail
+from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, withhold_password
+from plugin.mailboxes.oauth import EWS_SCOPE, LinkStore, app_token, sign_in_with_token
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +54,7 @@ EWS_PATH = "/EWS/Exchange.asmx"
 EXCHANGE_VERSION = Version(build=Build(15, 1, 2507, 6))
 INBOX = "inbox"
 LISTED_FIELDS = ("id", "changekey", "size", "categories")
+PROBE_ID = "AAMkAGpzbS1tYWlsLXByb2JlLW5vLXN1Y2gtaXRlbQ=="  # base64 of "jsm-mail-probe-no-such-item"
 
 
 class CaFileAdapter(requests.adapters.HTTPAdapter):
@@ -46,16 +62,32 @@ class CaFileAdapter(requests.adapters.HTTPAdapter):
 
     cafiles: ClassVar[dict[str, str]] = {}  # "scheme://host:port" -> CA file
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
         # The link's CA file wins over requests' default bundle (REQUESTS_CA_BUNDLE included); False stays False.
-        # requests.Session.send passes verify by keyword.
-        verify = kwargs.get("verify", True)
         if verify is not False:
-            kwargs["verify"] = self.cafiles.get(_origin(request.url or ""), verify)
-        return super().send(request, *args, **kwargs)
+            verify = self.cafiles.get(_origin(request.url or ""), verify)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = CaFileAdapter
+
+
+class HideAuthorization(logging.Filter):
+    """exchangelib logs each request's headers at DEBUG; the Authorization header holds the password or token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        headers = args.get("request_headers") if isinstance(args, Mapping) else None
+        if isinstance(args, Mapping) and isinstance(headers, Mapping):
+            shown = {k: "(withheld)" if str(k).lower() == "authorization" else v for k, v in headers.items()}
+            record.args = {**args, "request_headers": shown}
+        return True
+
+
+logging.getLogger("exchangelib.util").addFilter(HideAuthorization())
+# requests-oauthlib logs the whole access token at DEBUG ("Adding token ... to request").
+logging.getLogger("requests_oauthlib").setLevel(logging.INFO)
 
 
 class EwsMailbox:
@@ -67,20 +99,31 @@ class EwsMailbox:
         self._folder = folder
 
     @classmethod
-    def connect(cls, link: Link, cafile: str | None = None) -> EwsMailbox:
+    def connect(cls, link: Link, cafile: str | None = None, store: LinkStore | None = None) -> EwsMailbox:
         """Open the account and resolve its folder; creating the Account sends nothing, so this is the login."""
         endpoint = service_endpoint(link.host)
         if cafile:
             CaFileAdapter.cafiles[_origin(endpoint)] = cafile
         else:
             CaFileAdapter.cafiles.pop(_origin(endpoint), None)
-        credentials = Credentials(link.username, link.password.reveal())
-        # FailFast: exchangelib would otherwise sleep through outages; the next poll is our retry.
-        config = Configuration(service_endpoint=endpoint, credentials=credentials, auth_type=BASIC,
-                               version=EXCHANGE_VERSION, retry_policy=FailFast())
+        opened: list[tuple[Account, BaseFolder | None]] = []
+
+        def open_account(token: str | None) -> None:
+            credentials, auth_type, access = _sign_in(link, token)
+            # FailFast: exchangelib would otherwise sleep through outages; the next poll is our retry.
+            config = Configuration(service_endpoint=endpoint, credentials=credentials, auth_type=auth_type,
+                                   version=EXCHANGE_VERSION, retry_policy=FailFast())
+            account = Account(link.address or link.username, config=config, autodiscover=False, access_type=access)
+            opened.append((account, _find_folder(account, link.folder)))
+
         with _retry_later_on_failure(link, "connect"):
-            account = Account(link.address or link.username, config=config, autodiscover=False, access_type=DELEGATE)
-            folder = _find_folder(account, link.folder)
+            if link.auth is AuthMethod.OAUTH2_DELEGATED:
+                sign_in_with_token(link, open_account, UnauthorizedError, cafile, store)
+            elif link.auth is AuthMethod.OAUTH2_APP:
+                open_account(app_token(link, EWS_SCOPE, cafile))
+            else:
+                open_account(None)
+        account, folder = opened[-1]
         if folder is None:
             detail = (f"could not connect: the mailbox of {account.primary_smtp_address} has no folder named "
                       f"{link.folder!r} under the inbox or the top of the mailbox")
@@ -137,11 +180,23 @@ class EwsMailbox:
             except ErrorItemNotFound:
                 log.info("label skipped mailbox=%s item=%s: deleted meanwhile", self.link.id, _short(ref.uid))
 
+    def probe(self) -> None:
+        """List the folder and UpdateItem the categories of an item id that cannot exist: ErrorItemNotFound
+        means the sign-in may write, ErrorAccessDenied that it may not."""
+        self.unhandled()
+        item = Message(account=self._account, folder=self._folder, id=PROBE_ID, changekey=PROBE_ID)
+        item.categories = [self.link.processed_label]
+        with _retry_later_on_failure(self.link, "write a label"):
+            try:
+                item.save(update_fields=["categories"])
+            except ErrorItemNotFound:
+                return
+
     def close(self) -> None:
         """Close the HTTP sessions; EWS has no logout."""
         self._account.protocol.close()
 
-    def __enter__(self) -> EwsMailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -154,6 +209,26 @@ class EwsMailbox:
                                                       only_fields=[field])
                  if isinstance(item, Item)]
         return found[0] if found else None
+
+
+class GivenToken(OAuth2AuthorizationCodeCredentials):
+    """An access token from plugin.mailboxes.oauth; exchangelib uses it as it is and never fetches its own."""
+
+    def refresh(self, session: Any) -> None:
+        raise UnauthorizedError("the access token was refused")
+
+
+def _sign_in(link: Link, token: str | None) -> tuple[BaseCredentials, str, str]:
+    """exchangelib credentials, auth type and access type for the link's sign-in."""
+    if token is None:
+        auth_type = NTLM if link.auth is AuthMethod.NTLM else BASIC
+        return Credentials(link.username, link.password.reveal()), auth_type, DELEGATE
+    credentials = GivenToken(client_id=link.oauth.client_id, tenant_id=link.oauth.tenant_id,
+                             access_token=OAuth2Token({"access_token": token, "token_type": "Bearer"}))
+    # App-only tokens act for no user: EWS needs ExchangeImpersonation of the mailbox
+    # (learn.microsoft.com/exchange/client-developer/exchange-web-services/
+    # how-to-authenticate-an-ews-application-by-using-oauth).
+    return credentials, OAUTH2, IMPERSONATION if link.auth is AuthMethod.OAUTH2_APP else DELEGATE
 
 
 def service_endpoint(host: str) -> str:

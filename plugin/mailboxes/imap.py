@@ -7,11 +7,12 @@ import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Self
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from plugin.domain import Link, MailRef, Outcome, RawMail, Security, check_label
+from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail, Security, check_label
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -20,10 +21,12 @@ from plugin.mailboxes.network import (
     network_errors_as_retry,
     withhold_password,
 )
+from plugin.mailboxes.oauth import LinkStore, sign_in_with_token
 
 log = logging.getLogger(__name__)
 
 SEEN = "\\Seen"
+MAX_UID = 4294967295  # the largest UID (RFC 3501 2.3.1.1), never given to a mail here
 BYTES_REPR = re.compile(r"b(['\"])(.*)\1", re.DOTALL)
 # "* OK [CAPABILITY ...] Dovecot ready." -> "Dovecot ready."
 GREETING_PREFIX = re.compile(rb"^\* OK (\[[^\]]*\] )?")
@@ -37,14 +40,18 @@ class ImapMailbox:
         self._client = client
 
     @classmethod
-    def connect(cls, link: Link, cafile: str | None = None) -> ImapMailbox:
-        """Connect with the link's security, log in and select its folder."""
+    def connect(cls, link: Link, cafile: str | None = None, store: LinkStore | None = None) -> ImapMailbox:
+        """Connect with the link's security, log in (password or XOAUTH2) and select its folder."""
         for keyword in (link.processed_label, link.rejected_label):
             check_label(keyword)
         with _retry_later_on_failure(link, "connect"):
             client = _open(link, cafile)
             try:
-                client.login(link.username, link.password.reveal())
+                if link.auth is AuthMethod.OAUTH2_DELEGATED:
+                    sign_in_with_token(link, lambda token: client.oauth2_login(link.username, token), LoginError,
+                                       cafile, store)
+                else:
+                    client.login(link.username, link.password.reveal())
                 client.select_folder(link.folder)
             except BaseException:
                 _discard(client)
@@ -98,6 +105,20 @@ class ImapMailbox:
                 RETRY_AFTER_CONFIG_S,
             )
 
+    def probe(self) -> None:
+        """List the folder and STORE our labels on a UID that cannot exist, which RFC 3501 6.4.8 ignores;
+        PERMANENTFLAGS (RFC 3501 7.1) must allow our keywords or new ones (\\*)."""
+        with _retry_later_on_failure(self.link, "probe the folder"):
+            permanent = self._client.select_folder(self.link.folder).get(b"PERMANENTFLAGS", ())
+            self.unhandled()
+            self._client.add_flags([MAX_UID], [self.link.processed_label, self.link.rejected_label], silent=True)
+        kept = {flag.decode("ascii", "replace").casefold() for flag in permanent}
+        missing = [label for label in (self.link.processed_label, self.link.rejected_label)
+                   if label.casefold() not in kept]
+        if "\\*" not in kept and missing:
+            raise RetryLater(f"{self.link.folder} does not keep the labels {', '.join(missing)} "
+                             "(no \\* in PERMANENTFLAGS)", RETRY_AFTER_CONFIG_S)
+
     def close(self) -> None:
         """Log out; never CLOSE or EXPUNGE, which would remove mail others marked \\Deleted (RFC 3501 6.4.2)."""
         try:
@@ -106,7 +127,7 @@ class ImapMailbox:
             log.debug("logout failed mailbox=%s: %s", self.link.id, exc)
             _discard(self._client)
 
-    def __enter__(self) -> ImapMailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import mailbox
 import os
 from pathlib import Path
+from typing import Self
 
 from plugin.domain import Link, MailRef, Outcome, RawMail
 from plugin.errors import RetryLater
@@ -74,10 +75,14 @@ class MaildirMailbox:
         message.add_flag("S" + self._letters[label])
         self._box[ref.uid] = message
 
+    def probe(self) -> None:
+        """A local folder: listing it is the whole check."""
+        self.unhandled()
+
     def close(self) -> None:
         self._box.close()
 
-    def __enter__(self) -> MaildirMailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,6 +5,9 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import requests
 
 from plugin.domain import Link
 from plugin.errors import RetryLater
@@ -42,3 +45,24 @@ def network_errors_as_retry(link: Link, action: str) -> Iterator[None]:
         raise RetryLater(f"{failed} {where} did not answer within {TIMEOUT_S:.0f} s", RETRY_AFTER_S) from exc
     except OSError as exc:
         raise RetryLater(f"{failed} network error with {where} ({exc.strerror or exc})", RETRY_AFTER_S) from exc
+
+
+class PinnedCaAdapter(requests.adapters.HTTPAdapter):
+    """Verifies TLS against one CA file; requests lets REQUESTS_CA_BUNDLE win over Session.verify."""
+
+    def __init__(self, cafile: str) -> None:
+        super().__init__()
+        self.cafile = cafile
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: bool | str = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        return super().send(request, stream=stream, timeout=timeout, verify=self.cafile if verify else False,
+                            cert=cert, proxies=proxies)
+
+
+def http_session(cafile: str | None) -> requests.Session:
+    """A requests session for a REST mailbox or token endpoint; `cafile` pins the server certificate."""
+    session = requests.Session()
+    if cafile:
+        session.mount("https://", PinnedCaAdapter(cafile))
+    return session

@@ -1,4 +1,4 @@
-"""POP3 mailboxes: every message on the server is unhandled; a handled one is deleted at QUIT."""
+"""POP3 mailboxes: every message on the server is unhandled; a handled one is deleted at QUIT, a rejected one kept."""
 from __future__ import annotations
 
 import logging
@@ -6,8 +6,10 @@ import poplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
+from typing import TYPE_CHECKING, Self
 
-from plugin.domain import Link, MailRef, Outcome, RawMail, Security
+from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail, Security
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -16,28 +18,42 @@ from plugin.mailboxes.network import (
     network_errors_as_retry,
     withhold_password,
 )
+from plugin.mailboxes.oauth import sign_in_with_token, xoauth2_response
+
+if TYPE_CHECKING:
+    from plugin.mailboxes import MailboxStore
 
 log = logging.getLogger(__name__)
 
+# Ledger key of a rejected mail kept on the server: UIDLs are unique within a maildrop and never
+# reused (RFC 1939 7), so the UIDL alone tells the mail in later sessions.
+KEPT_PREFIX = "pop3-kept:"
+MAX_LINE = 2048  # poplib's own bound on a reply line
 
 
 class Pop3Mailbox:
     """One logged-in POP3 session; DELE marks are committed only by close() (RFC 1939 6, UPDATE)."""
 
-    def __init__(self, link: Link, conn: poplib.POP3) -> None:
+    def __init__(self, link: Link, conn: poplib.POP3, store: MailboxStore | None = None) -> None:
         self.link = link
         self._conn = conn
+        self._store = store
         self._numbers: dict[str, int] | None = None
         self._deleted: set[int] = set()
+        self._kept: set[str] = set()
 
     @classmethod
-    def connect(cls, link: Link, cafile: str | None = None) -> Pop3Mailbox:
+    def connect(cls, link: Link, cafile: str | None = None, store: MailboxStore | None = None) -> Pop3Mailbox:
         """Connect with the link's security and log in."""
         with _retry_later_on_failure(link, "connect"):
             conn = _open(link, cafile)
             try:
-                conn.user(link.username)
-                conn.pass_(link.password.reveal())
+                if link.auth is AuthMethod.OAUTH2_DELEGATED:
+                    sign_in_with_token(link, partial(_auth_xoauth2, conn, link.username), poplib.error_proto,
+                                       cafile, store)
+                else:
+                    conn.user(link.username)
+                    conn.pass_(link.password.reveal())
             except poplib.error_proto as exc:
                 _discard(conn)
                 detail = f"could not connect: {link.host}:{link.port} refused the login of {link.username}"
@@ -45,10 +61,10 @@ class Pop3Mailbox:
             except BaseException:
                 _discard(conn)
                 raise
-        return cls(link, conn)
+        return cls(link, conn, store)
 
     def unhandled(self) -> list[MailRef]:
-        """Every message on the server, by UIDL, with its LIST size, in message-number order."""
+        """Every message on the server but the rejected ones kept, by UIDL, with its LIST size, in number order."""
         with _retry_later_on_failure(self.link, "list mail"):
             numbers = self._uid_numbers()
             _, lines, _ = self._conn.list()
@@ -56,7 +72,7 @@ class Pop3Mailbox:
         return [
             MailRef(self.link.id, uid, int(sizes[number]))
             for uid, number in sorted(numbers.items(), key=lambda item: item[1])
-            if number not in self._deleted
+            if number not in self._deleted and not self._is_kept(uid)
         ]
 
     def fetch(self, ref: MailRef) -> RawMail:
@@ -79,8 +95,12 @@ class Pop3Mailbox:
         return b"".join(line + b"\r\n" for line in lines)
 
     def label(self, ref: MailRef, outcome: Outcome) -> None:
-        """Mark a finally handled mail for deletion; it goes at QUIT, never on a dropped connection."""
+        """Mark a finally handled mail for deletion (it goes at QUIT, never on a dropped connection);
+        keep a rejected one on the server, where a person can still find it, and skip it from now on."""
         if not outcome.state.is_final:
+            return
+        if outcome.state.labels_as_rejected:
+            self._keep(ref, outcome)
             return
         with _retry_later_on_failure(self.link, f"delete mail {ref.uid}"):
             number = self._uid_numbers().get(ref.uid)
@@ -89,6 +109,10 @@ class Pop3Mailbox:
                 return
             self._conn.dele(number)
         self._deleted.add(number)
+
+    def probe(self) -> None:
+        """UIDL and LIST; POP3 has no label, and its one write (DELE) comes with the login."""
+        self.unhandled()
 
     def close(self) -> None:
         """QUIT, which commits the deletions; if it fails they stay and the mail is listed again."""
@@ -100,11 +124,26 @@ class Pop3Mailbox:
                         self.link.id, len(self._deleted), exc)
             _discard(self._conn)
 
-    def __enter__(self) -> Pop3Mailbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _keep(self, ref: MailRef, outcome: Outcome) -> None:
+        """Remember a rejected mail by its UIDL, so it is logged once and never handled again."""
+        if self._is_kept(ref.uid):
+            return
+        self._kept.add(ref.uid)
+        if self._store is not None:
+            self._store.finish(self.link.id, KEPT_PREFIX + ref.uid, outcome)
+        log.info("kept on the server mailbox=%s uid=%s: %s (%s)", self.link.id, ref.uid, outcome.state.value,
+                 outcome.reason or outcome.detail)
+
+    def _is_kept(self, uid: str) -> bool:
+        if uid in self._kept:
+            return True
+        return self._store is not None and self._store.ledger_entry(self.link.id, KEPT_PREFIX + uid) is not None
 
     def _uid_numbers(self) -> dict[str, int]:
         """UIDL -> message number; numbers never change within a session (RFC 1939 4), so ask once."""
@@ -112,6 +151,21 @@ class Pop3Mailbox:
             _, lines, _ = self._conn.uidl()
             self._numbers = {uid: number for number, uid in _pairs(lines)}
         return self._numbers
+
+
+def _auth_xoauth2(conn: poplib.POP3, username: str, token: str) -> None:
+    """AUTH XOAUTH2 with the initial response (RFC 5034 4); poplib has no AUTH of its own.
+
+    A refused token is answered with a "+ " challenge holding the error as JSON, which the client
+    acknowledges with an empty line before the final -ERR.
+    """
+    conn.sock.sendall(f"AUTH XOAUTH2 {xoauth2_response(username, token)}\r\n".encode("ascii"))
+    line = conn.file.readline(MAX_LINE).rstrip(b"\r\n")
+    if line == b"+" or line.startswith(b"+ "):
+        conn.sock.sendall(b"\r\n")
+        line = conn.file.readline(MAX_LINE).rstrip(b"\r\n")
+    if not line.startswith(b"+OK"):
+        raise poplib.error_proto(line)
 
 
 def _pairs(lines: list[bytes]) -> Iterator[tuple[int, str]]:

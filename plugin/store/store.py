@@ -18,9 +18,10 @@ from sqlalchemy.engine import Engine, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from plugin.domain import Access, KnownMail, Link, MailProtocol, OutcomeState, Secret, Security, SmartMatch
+from plugin.domain import Access, KnownMail, Link, MailProtocol, Outcome, OutcomeState, Secret, Security, SmartMatch
 from plugin.errors import RejectReason
 from plugin.settings import Settings
+from plugin.store.link_options import sealed_options, unsealed_options
 from plugin.store.models import (
     ErrorLogRow,
     LeaseRow,
@@ -167,12 +168,13 @@ class Store:
             options[key] = list(options[key])
         columns = {k: v for k, v in fields.items() if k in _LINK_COLUMNS - {"id", "password"}}
         columns["password_encrypted"] = self._fernet.encrypt(link.password.reveal().encode("utf-8"))
+        options.update(sealed_options(link, self._fernet))
         return columns | {"options": {k: (v.value if hasattr(v, "value") else v) for k, v in options.items()}}
 
     def _link(self, row: LinkRow) -> Link:
         options = dict(row.options or {})
         known = {f.name for f in dataclasses.fields(Link)}
-        options = {k: v for k, v in options.items() if k in known}
+        options = {k: v for k, v in options.items() if k in known} | unsealed_options(options, self._fernet)
         if "smart_match" in options:
             options["smart_match"] = SmartMatch(**options["smart_match"])
         for key in ("autoreply_allow_domains", "blocked_domains"):
@@ -251,6 +253,12 @@ class Store:
         """Jira has the request but the rest of the mail's work is interrupted: the retry goes on with it."""
         with self.session() as s, s.begin():
             self.ledger_row(s, link_id, ledger_id).issue_key = issue_key
+
+    def finish(self, link_id: int, ledger_id: str, outcome: Outcome) -> None:
+        """A ledger row of its own in a final state: a POP3 mail kept on the server, by its UIDL."""
+        with self.session() as s, s.begin():
+            row = self.ledger_row(s, link_id, ledger_id)
+            row.state, row.issue_key, row.finished_at = outcome.state.value, outcome.issue_key, utcnow()
 
     def note_failure(self, link_id: int, ledger_id: str) -> int:
         """Count an attempt that ended in a bug; returns the failures so far."""

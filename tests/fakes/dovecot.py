@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import re
 import secrets
@@ -11,12 +12,15 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from plugin.domain import Link, MailProtocol, Secret, Security
 
@@ -47,7 +51,7 @@ state_dir = {root}/state
 log_path = {root}/log/dovecot.log
 info_log_path = {root}/log/dovecot.log
 debug_log_path = {root}/log/dovecot.log
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 disable_plaintext_auth = no
 auth_failure_delay = 0
 mail_fsync = never
@@ -60,7 +64,14 @@ mail_location = maildir:{root}/mail/%u
 # one at most once a second, so a user added right after another login would be unknown.
 passdb {{
   driver = static
+  mechanisms = plain login
   args = password={password_secret}-%n
+}}
+# XOAUTH2 / OAUTHBEARER: Dovecot asks the token introspection endpoint (RFC 7662) of the test run.
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -103,6 +114,40 @@ service anvil {{
 }}
 """
 
+# doc.dovecot.org/2.3/configuration_manual/authentication/oauth2 (the WSO2 example): POST token=...,
+# the JSON answer must say active=true and name the login user.
+OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
+class TokenIntrospection:
+    """The introspection endpoint Dovecot asks about each XOAUTH2 token; a test says which tokens are whose."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.url = server.url_for("/introspect")
+        self.owner: Callable[[str], str | None] = lambda token: None
+        self.asked: list[str] = []
+        self.violations: list[str] = []
+        server.expect_request("/introspect").respond_with_handler(self._answer)
+
+    def _answer(self, request: Request) -> Response:
+        # RFC 7662 2.1: POST, application/x-www-form-urlencoded, parameter "token".
+        token = request.form.get("token", "")
+        if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded" or not token:
+            self.violations.append(f"{request.method} {request.mimetype} without a token form field")
+            return Response("{}", 400, content_type="application/json")
+        self.asked.append(token)
+        username = self.owner(token)
+        body = {"active": "true", "username": username} if username else {"active": "false"}
+        return Response(json.dumps(body), 200, content_type="application/json")
+
 
 @dataclass(frozen=True)
 class DovecotServer:
@@ -116,6 +161,7 @@ class DovecotServer:
     pop3s_port: int
     cafile: str
     password_secret: str
+    introspection: TokenIntrospection | None = None
 
     def password_for(self, username: str) -> str:
         """The password that logs `username` in: any name is a user, and gets an empty Maildir."""
@@ -182,7 +228,7 @@ class MailAccount:
             fetched = client.fetch([uid], ["FLAGS"])
         return _stored_flags(fetched[uid][b"FLAGS"])
 
-    def link(self, protocol: str = "imap", security: str = "none", **overrides: object) -> Link:
+    def link(self, protocol: str = "imap", security: str = "none", **overrides: Any) -> Link:
         """A Link to this account over the given protocol and security; fields can be overridden."""
         mail_protocol, link_security = MailProtocol(protocol), Security(security)
         ports = {
@@ -266,10 +312,11 @@ def _make_root(openssl: str) -> Path:
     return root
 
 
-def _write_config(root: Path, ports: list[int], password_secret: str) -> Path:
+def _write_config(root: Path, ports: list[int], password_secret: str, introspection_url: str) -> Path:
     """Write dovecot.conf for these ports (imap, imaps, pop3, pop3s) and return its path."""
     imap, imaps, pop3, pop3s = ports
     as_root = os.geteuid() == 0
+    (root / "dovecot-oauth2.conf.ext").write_text(OAUTH2_CONFIG.format(url=introspection_url))
     conf = root / "dovecot.conf"
     conf.write_text(CONFIG.format(
         host=HOST, root=root, imap=imap, imaps=imaps, pop3=pop3, pop3s=pop3s, password_secret=password_secret,
@@ -329,11 +376,15 @@ def dovecot() -> Iterator[DovecotServer]:
         pytest.fail(f"dovecot not found: install the Debian packages {APT_PACKAGES}", pytrace=False)
     root = _make_root(openssl_path())
     password_secret = secrets.token_hex(8)
+    introspection_server = HTTPServer(host=HOST, port=0)
+    introspection_server.start()
+    introspection = TokenIntrospection(introspection_server)
     try:
         for _ in range(START_ATTEMPTS):
-            ports = _free_ports(4)
-            server = DovecotServer(root, HOST, *ports, cafile=str(root / "cert.pem"), password_secret=password_secret)
-            conf = _write_config(root, ports, password_secret)
+            imap, imaps, pop3, pop3s = ports = _free_ports(4)
+            server = DovecotServer(root, HOST, imap, imaps, pop3, pop3s, cafile=str(root / "cert.pem"),
+                                   password_secret=password_secret, introspection=introspection)
+            conf = _write_config(root, ports, password_secret, introspection.url)
             with open(root / "log" / "stderr.log", "ab") as stderr:
                 proc = subprocess.Popen([dovecot_bin, "-F", "-c", str(conf)], stderr=stderr)
             if _wait_until_ready(proc, server):
@@ -346,6 +397,7 @@ def dovecot() -> Iterator[DovecotServer]:
         finally:
             _stop(proc)
     finally:
+        introspection_server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -357,6 +409,19 @@ def mail_account(dovecot: DovecotServer) -> MailAccount:
     """A fresh, empty mailbox user for one test."""
     username = f"u{next(_user_numbers)}@example.test"
     return MailAccount(dovecot, username, dovecot.password_for(username))
+
+
+@pytest.fixture
+def token_introspection(dovecot: DovecotServer) -> Iterator[TokenIntrospection]:
+    """Dovecot's token introspection endpoint for one test: set `.owner` (token -> user name or None)."""
+    introspection = dovecot.introspection
+    assert introspection is not None
+    introspection.asked.clear()
+    yield introspection
+    introspection.owner = lambda token: None
+    violations, introspection.violations = introspection.violations, []
+    introspection.server.check_handler_errors()
+    assert not violations, "Dovecot asked the introspection endpoint in an unexpected way:\n" + "\n".join(violations)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ from unittest import mock
 from xml.etree import ElementTree as ET
 
 import pytest
+import spnego
+import spnego.exceptions
 from exchangelib.protocol import CachingProtocol
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -132,6 +134,14 @@ class FakeEws:
     def __init__(self, server: HTTPServer, address: str = "support@example.test", cafile: str | None = None) -> None:
         self.url = server.url_for(EWS_PATH)
         self.cafile = cafile  # the certificate to trust when the server speaks HTTPS
+        # OAuth: which Bearer tokens Exchange accepts (app-only EWS impersonates the mailbox:
+        # learn.microsoft.com/exchange/client-developer/exchange-web-services/
+        # how-to-authenticate-an-ews-application-by-using-oauth).
+        self.bearer: Callable[[str], bool] | None = None
+        # On-premises Exchange with NTLM only (the test sets NTLM_USER_FILE with DOMAIN:user:password lines).
+        self.ntlm = False
+        self.ntlm_logins: list[str] = []
+        self._ntlm_context: spnego.ContextProxy | None = None
         self.address = address
         self.violations: list[str] = []
         self.operations: list[str] = []
@@ -198,7 +208,11 @@ class FakeEws:
 
     def _dispatch(self, request: Request) -> Response:
         with self._lock:
-            if not self._authorised(request):
+            if self.ntlm:
+                challenge = self._ntlm_challenge(request)
+                if challenge is not None:
+                    return challenge
+            elif not self._authorised(request):
                 return Response(status=401, headers={"WWW-Authenticate": 'Basic realm="fake-ews"'})
             if self._failures:
                 return self._failure(self._failures.pop(0))
@@ -228,9 +242,33 @@ class FakeEws:
                 q("m:FindItem"): self._find_item, q("m:GetItem"): self._get_item,
                 q("m:UpdateItem"): self._update_item, q("m:CreateItem"): self._create_item}
 
+    def _ntlm_challenge(self, request: Request) -> Response | None:
+        """NTLM as on-premises Exchange (MS-NLMP): no credentials -> 401 "NTLM"; NEGOTIATE -> 401 with the
+        CHALLENGE; AUTHENTICATE checked against NTLM_USER_FILE by pyspnego -> None, the request goes on."""
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("NTLM "):
+            return Response(status=401, headers={"WWW-Authenticate": "NTLM"})
+        token = base64.b64decode(authorization.removeprefix("NTLM "))
+        if self._ntlm_context is None:
+            self._ntlm_context = spnego.server(protocol="ntlm")
+        try:
+            answer = self._ntlm_context.step(token)
+        except spnego.exceptions.SpnegoError:
+            self._ntlm_context = None
+            return Response(status=401, headers={"WWW-Authenticate": "NTLM"})
+        if not self._ntlm_context.complete:
+            challenge = base64.b64encode(answer or b"").decode()
+            return Response(status=401, headers={"WWW-Authenticate": f"NTLM {challenge}"})
+        self.ntlm_logins.append(self._ntlm_context.client_principal or "")
+        self._ntlm_context = None
+        return None
+
     def _authorised(self, request: Request) -> bool:
+        authorization = request.headers.get("Authorization", "")
+        if self.bearer is not None and authorization.startswith("Bearer "):
+            return self.bearer(authorization.removeprefix("Bearer "))
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return request.headers.get("Authorization") == f"Basic {expected}"
+        return authorization == f"Basic {expected}"
 
     def _operation(self, request: Request) -> ET.Element:
         """The one element in s:Body, after checking the HTTP request and the SOAP header."""
@@ -243,7 +281,13 @@ class FakeEws:
         expect(envelope, "s:Envelope", children={"s:Header", "s:Body"})
         header = envelope.find(q("s:Header"))
         if header is not None:
-            expect(header, "s:Header", children={"t:RequestServerVersion", "t:TimeZoneContext"})
+            expect(header, "s:Header", children={"t:RequestServerVersion", "t:TimeZoneContext",
+                                                 "t:ExchangeImpersonation"})
+            impersonated = header.find(f"{q('t:ExchangeImpersonation')}/{q('t:ConnectingSID')}/"
+                                       f"{q('t:PrimarySmtpAddress')}")
+            if header.find(q("t:ExchangeImpersonation")) is not None and (
+                    impersonated is None or impersonated.text != self.address):
+                raise Unsupported("ExchangeImpersonation must name the mailbox by its PrimarySmtpAddress")
             version = header.find(q("t:RequestServerVersion"))
             if version is None or version.get("Version") != "Exchange2016":
                 raise Unsupported("RequestServerVersion is not Exchange2016 (the build 15.1 we configure)")

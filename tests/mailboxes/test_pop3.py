@@ -1,5 +1,8 @@
-"""Pop3Mailbox against a real Dovecot: exact bytes, deletion only at QUIT, nothing lost on a drop."""
+"""Pop3Mailbox against a real Dovecot: exact bytes, deletion only at QUIT, rejected mail kept, nothing lost
+on a drop."""
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -8,6 +11,10 @@ from plugin.errors import RejectReason, RetryLater
 from plugin.mailboxes import open_mailbox
 
 CREATED = Outcome(OutcomeState.CREATED, issue_key="SD-1")
+COMMENTED = Outcome(OutcomeState.COMMENTED, issue_key="SD-1")
+BOUNCE = Outcome(OutcomeState.BOUNCE_RECORDED, issue_key="SD-1")
+IGNORED = Outcome(OutcomeState.IGNORED, detail="auto-reply")
+FAILED = Outcome(OutcomeState.FAILED, reason=RejectReason.INTERNAL_ERROR, detail="gave up")
 REJECTED = Outcome(OutcomeState.REJECTED, reason=RejectReason.MALFORMED, detail="no From")
 WAITING = Outcome(OutcomeState.WAITING_RETRY, detail="Jira answered 503")
 
@@ -61,7 +68,8 @@ def test_fetch_returns_the_exact_bytes(mail_account, pop3_link):
     assert raw.ref == second
 
 
-@pytest.mark.parametrize("outcome", [CREATED, REJECTED], ids=["created", "rejected"])
+@pytest.mark.parametrize("outcome", [CREATED, COMMENTED, BOUNCE, IGNORED],
+                         ids=["created", "commented", "bounce-recorded", "ignored"])
 def test_final_outcome_deletes_the_mail_at_close(mail_account, pop3_link, outcome):
     mail_account.append(eml("one"))
     mail_account.append(eml("two"))
@@ -73,6 +81,38 @@ def test_final_outcome_deletes_the_mail_at_close(mail_account, pop3_link, outcom
         assert len(mail_account.messages()) == 2  # not before QUIT
 
     assert subjects(mail_account) == [b"two"]
+
+
+@pytest.mark.parametrize("outcome", [REJECTED, FAILED], ids=["rejected", "failed"])
+def test_rejected_mail_stays_on_the_server_and_is_skipped_by_its_uidl(mail_account, pop3_link, store, outcome,
+                                                                     caplog):
+    mail_account.append(eml("bad"))
+    mail_account.append(eml("good"))
+
+    with caplog.at_level("INFO", logger="plugin.mailboxes.pop3"):
+        with open_mailbox(pop3_link, store=store) as mailbox:
+            bad, good = mailbox.unhandled()
+            mailbox.label(bad, outcome)
+            mailbox.label(bad, outcome)  # handled again within the session: still one log line
+            assert mailbox.unhandled() == [good]
+        with open_mailbox(pop3_link, store=store) as mailbox:
+            assert mailbox.unhandled() == [good]  # a later session skips it too
+
+    assert subjects(mail_account) == [b"bad", b"good"]
+    kept = [r for r in caplog.records if r.getMessage().startswith("kept on the server")]
+    assert len(kept) == 1 and bad.uid in kept[0].getMessage()
+
+
+def test_kept_mail_of_one_link_is_not_skipped_on_another(mail_account, pop3_link, store):
+    mail_account.append(eml("bad"))
+    other = dataclasses.replace(pop3_link, id=pop3_link.id + 1)
+
+    with open_mailbox(pop3_link, store=store) as mailbox:
+        [bad] = mailbox.unhandled()
+        mailbox.label(bad, REJECTED)
+
+    with open_mailbox(other, store=store) as mailbox:
+        assert [ref.uid for ref in mailbox.unhandled()] == [bad.uid]
 
 
 def test_dropped_connection_deletes_nothing(mail_account, pop3_link):
@@ -141,3 +181,19 @@ def test_wrong_password_is_retry_later_without_the_password(mail_account, pop3_l
 def test_refused_connection_is_retry_later(mail_account):
     with pytest.raises(RetryLater, match="refused the connection"):
         open_mailbox(mail_account.link(protocol="pop3", port=1))
+
+
+def test_polling_keeps_a_rejected_mail_logs_it_once_and_deletes_the_request(service, mail_account, fake_jira):
+    from plugin.domain import MailProtocol, Security
+    from tests.conftest import mail_file
+    service.relink(protocol=MailProtocol.POP3, port=mail_account.pop3_port, security=Security.NONE)
+    mail_account.append(mail_file("invalid_no_from.eml"))
+    mail_account.append(mail_file("request_plain.eml"))
+
+    service.poll()
+    service.poll()
+
+    assert len(fake_jira.requests) == 1
+    [(_, _, kept)] = mail_account.messages()
+    assert kept == mail_file("invalid_no_from.eml")
+    assert [entry.outcome for entry in service.log()] == ["rejected", "created"]

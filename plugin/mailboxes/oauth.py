@@ -1,0 +1,274 @@
+"""OAuth 2.0 access tokens for mailboxes from Microsoft Entra ID through msal, and their sealed storage."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import msal
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from plugin.domain import Link, MailProtocol, OAuthSettings, Secret
+from plugin.errors import RetryLater
+from plugin.mailboxes.network import RETRY_AFTER_CONFIG_S, RETRY_AFTER_S, TIMEOUT_S, http_session
+
+log = logging.getLogger(__name__)
+
+# App-only tokens ask for the resource's "/.default" scope: the application permissions an admin
+# granted (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+EWS_SCOPE = "https://outlook.office365.com/.default"
+# Delegated IMAP and POP3 for Exchange Online (learn.microsoft.com/exchange/client-developer/
+# legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth); msal adds
+# offline_access itself, which brings the refresh token.
+IMAP_SCOPES = ("https://outlook.office.com/IMAP.AccessAsUser.All",)
+POP_SCOPES = ("https://outlook.office.com/POP.AccessAsUser.All",)
+EWS_DELEGATED_SCOPES = ("https://outlook.office365.com/EWS.AccessAsUser.All",)
+WARN_DAYS = 14
+REFRESH_TOKEN_DAYS = 90
+EXPIRY_MARGIN_S = 120  # a token this close to its end is refreshed first
+
+_apps: dict[tuple[str, ...], msal.ClientApplication] = {}
+_access_tokens: dict[str, tuple[str, float]] = {}  # fingerprint -> (delegated access token, monotonic expiry)
+_apps_lock = threading.Lock()
+
+
+class LinkStore(Protocol):
+    """Where a rotated refresh token is saved: the store's links."""
+
+    def link(self, name_or_id: str | int) -> Link | None: ...
+
+    def update_link(self, link: Link) -> None: ...
+
+
+class AuthenticationFailed(RetryLater):
+    """The identity platform refused the link's credential: the admin must act; no mail is touched."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, RETRY_AFTER_CONFIG_S)
+
+
+def app_token(link: Link, scope: str, cafile: str | None = None) -> str:
+    """An app-only access token (client credentials flow), from msal's cache while it is valid."""
+    oauth = link.oauth
+    if not oauth.tenant_id or not oauth.client_id:
+        raise AuthenticationFailed(f"link {link.name} has no tenant id or client id for OAuth")
+    if not oauth.client_secret and not oauth.certificate_path:
+        raise AuthenticationFailed(f"link {link.name} has neither a client secret nor a certificate")
+    with _msal_errors(link, "get an app-only token"):
+        app = _confidential_app(oauth, cafile)
+        result = app.acquire_token_for_client(scopes=[scope])
+    return _access_token(link, result, "app-only token")
+
+
+def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = None,
+                    links: LinkStore | None = None, *, fresh: bool = False) -> str:
+    """A user's access token from the stored refresh token, kept in memory until shortly before it expires.
+
+    `fresh` skips the kept token: the mail server refused it (expired or revoked early). A refresh
+    token the identity platform rotated is saved on the link through `links`.
+    """
+    oauth = link.oauth
+    if not oauth.refresh_token:
+        raise AuthenticationFailed(f"link {link.name} has no refresh token: run `jsm-mail links auth {link.name}`")
+    key = _fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{oauth.refresh_token.reveal()}")
+    with _apps_lock:
+        kept = _access_tokens.get(key)
+    if kept and not fresh and kept[1] > time.monotonic() + EXPIRY_MARGIN_S:
+        return kept[0]
+    with _msal_errors(link, "refresh the access token"):
+        app = _public_app(oauth, cafile)
+        result = app.acquire_token_by_refresh_token(oauth.refresh_token.reveal(), scopes=list(scopes))
+    token = _access_token(link, result, "access token refresh")
+    expires = time.monotonic() + float(result.get("expires_in") or 0)
+    rotated = result.get("refresh_token")
+    with _apps_lock:
+        _access_tokens[key] = (token, expires)
+    if rotated and rotated != oauth.refresh_token.reveal() and links is not None:
+        # Entra ID may hand out a new refresh token with each refresh; the newest lives longest.
+        # Read the link again so settings an admin changed during this poll are not written back.
+        current = links.link(link.id) or link
+        links.update_link(replace(current, oauth=replace(current.oauth, refresh_token=Secret(rotated),
+                                                         refresh_token_expires=_refresh_token_expiry())))
+        with _apps_lock:
+            _access_tokens.pop(key, None)  # the old refresh token is not used again
+            _access_tokens[_fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{rotated}")] = (token, expires)
+        log.info("refresh token renewed link=%s", link.name)
+    return token
+
+
+def sign_in_with_token(link: Link, login: Callable[[str], None], refused: type[Exception], cafile: str | None,
+                       links: LinkStore | None) -> None:
+    """Log in with a delegated token (SASL XOAUTH2); a kept token the server refuses is refreshed once."""
+    scopes = scopes_for(link)
+    try:
+        login(delegated_token(link, scopes, cafile, links))
+    except refused:
+        # The server may know better than our clock: the token expired or was revoked early.
+        log.info("token refused, refreshing once link=%s", link.name)
+        login(delegated_token(link, scopes, cafile, links, fresh=True))
+
+
+def xoauth2_response(user: str, token: str) -> str:
+    """The XOAUTH2 initial client response, base64 (developers.google.com/gmail/imap/xoauth2-protocol)."""
+    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+
+
+def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Callable[[str], None],
+                        cafile: str | None = None) -> OAuthSettings:
+    """The device-code flow: `show` gets Microsoft's instructions (code and URL); returns the settings
+    with the new refresh token (learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code)."""
+    with _msal_errors(link, "start the device-code sign-in"):
+        app = _public_app(link.oauth, cafile, shared=False)
+        flow = app.initiate_device_flow(scopes=list(scopes))
+    if "user_code" not in flow:
+        raise AuthenticationFailed(f"device-code sign-in refused: {_words(flow)}")
+    show(flow["message"])
+    with _msal_errors(link, "wait for the device-code sign-in"):
+        result = app.acquire_token_by_device_flow(flow)
+    _access_token(link, result, "device-code sign-in")
+    refresh = result.get("refresh_token")
+    if not refresh:
+        raise AuthenticationFailed("the sign-in gave no refresh token; the app registration must allow offline_access")
+    return replace(link.oauth, refresh_token=Secret(refresh), refresh_token_expires=_refresh_token_expiry())
+
+
+def scopes_for(link: Link) -> tuple[str, ...]:
+    """The delegated scopes the link's protocol needs."""
+    if link.protocol is MailProtocol.IMAP:
+        return IMAP_SCOPES
+    if link.protocol is MailProtocol.POP3:
+        return POP_SCOPES
+    if link.protocol is MailProtocol.EWS:
+        return EWS_DELEGATED_SCOPES
+    raise AuthenticationFailed(f"{link.protocol.value} links do not sign in as a user; use app-only sign-in")
+
+
+def forget_tokens() -> None:
+    """Drop every cached msal app and token, as after a restart."""
+    with _apps_lock:
+        _apps.clear()
+        _access_tokens.clear()
+
+
+def _refresh_token_expiry() -> date:
+    """Entra ID refresh tokens live 90 days unless used (learn.microsoft.com/entra/identity-platform/refresh-tokens)."""
+    return datetime.now(UTC).date() + timedelta(days=REFRESH_TOKEN_DAYS)
+
+
+def expiry_warnings(oauth: OAuthSettings, today: date) -> list[str]:
+    """What runs out within WARN_DAYS (or ran out) of the client secret and the refresh token."""
+    warnings = []
+    for label, expires in (("client secret", oauth.client_secret_expires),
+                           ("refresh token", oauth.refresh_token_expires)):
+        if expires is None:
+            continue
+        days = (expires - today).days
+        if days < 0:
+            warnings.append(f"{label} expired on {expires.isoformat()}")
+        elif days <= WARN_DAYS:
+            warnings.append(f"{label} expires on {expires.isoformat()}, in {days} days")
+    return warnings
+
+
+def _confidential_app(oauth: OAuthSettings, cafile: str | None) -> msal.ConfidentialClientApplication:
+    credential: str | dict[str, str]
+    if oauth.certificate_path:
+        credential = _certificate_credential(Path(oauth.certificate_path))
+    else:
+        credential = oauth.client_secret.reveal()
+    key = ("app", oauth.authority, oauth.tenant_id, oauth.client_id, _fingerprint(str(credential)), cafile or "")
+    with _apps_lock:
+        if key not in _apps:
+            _apps[key] = msal.ConfidentialClientApplication(
+                oauth.client_id, client_credential=credential, authority=_authority(oauth),
+                http_client=http_session(cafile), instance_discovery=False, timeout=TIMEOUT_S)
+        app = _apps[key]
+    assert isinstance(app, msal.ConfidentialClientApplication)
+    return app
+
+
+def _public_app(oauth: OAuthSettings, cafile: str | None, shared: bool = True) -> msal.PublicClientApplication:
+    key = ("user", oauth.authority, oauth.tenant_id, oauth.client_id, _fingerprint(oauth.refresh_token.reveal()),
+           cafile or "")
+    with _apps_lock:
+        app = _apps.get(key) if shared else None
+        if app is None:
+            app = msal.PublicClientApplication(oauth.client_id, authority=_authority(oauth),
+                                               http_client=http_session(cafile), instance_discovery=False,
+                                               timeout=TIMEOUT_S)
+            if shared:
+                _apps[key] = app
+    assert isinstance(app, msal.PublicClientApplication)
+    return app
+
+
+def _authority(oauth: OAuthSettings) -> str:
+    return f"{oauth.authority.rstrip('/')}/{oauth.tenant_id or 'organizations'}"
+
+
+def _fingerprint(value: str) -> str:
+    """Tells credentials apart in the app cache without keeping them in a key."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _certificate_credential(path: Path) -> dict[str, str]:
+    """msal's certificate credential: the private key and the SHA-1 thumbprint of the certificate in one PEM."""
+    try:
+        pem = path.read_text("ascii")
+    except OSError as exc:
+        raise AuthenticationFailed(f"cannot read the certificate {path}: {exc.strerror or exc}") from exc
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except ValueError as exc:
+        raise AuthenticationFailed(f"{path} holds no PEM certificate") from exc
+    if "PRIVATE KEY-----" not in pem:
+        raise AuthenticationFailed(f"{path} holds no private key next to the certificate")
+    return {"private_key": pem, "thumbprint": certificate.fingerprint(hashes.SHA1()).hex(),
+            "public_certificate": certificate.public_bytes(Encoding.PEM).decode("ascii")}
+
+
+@contextmanager
+def _msal_errors(link: Link, action: str) -> Iterator[None]:
+    """Network errors on the way to the identity platform as RetryLater; an unknown tenant as an auth error."""
+    failed = f"could not {action} for {link.name}:"
+    try:
+        yield
+    except requests.exceptions.SSLError as exc:
+        raise RetryLater(f"{failed} the certificate of {link.oauth.authority} is not trusted",
+                         RETRY_AFTER_CONFIG_S) from exc
+    except requests.RequestException as exc:
+        raise RetryLater(f"{failed} {link.oauth.authority} is unreachable ({type(exc).__name__})",
+                         RETRY_AFTER_S) from exc
+    except ValueError as exc:
+        # msal raises ValueError when the tenant's OpenID configuration answers 4xx (unknown tenant),
+        # and for settings it cannot use.
+        text = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "authority configuration" in text or "OIDC" in text:
+            raise AuthenticationFailed(f"{failed} tenant {link.oauth.tenant_id!r} was not found at "
+                                       f"{link.oauth.authority}") from exc
+        raise AuthenticationFailed(f"{failed} {text}") from exc
+
+
+def _access_token(link: Link, result: dict[str, Any] | None, what: str) -> str:
+    if result and "access_token" in result:
+        return str(result["access_token"])
+    raise AuthenticationFailed(f"{what} for {link.name} refused: {_words(result or {})}")
+
+
+def _words(result: dict[str, Any]) -> str:
+    """The identity platform's error code and the first line of its description (AADSTS number included)."""
+    description = str(result.get("error_description") or "").splitlines()
+    return f"{result.get('error', 'no token')}: {description[0] if description else 'no description'}"
+

@@ -1,0 +1,490 @@
+"""A stateful Microsoft Graph mailbox and Entra ID token endpoint on pytest-httpserver, strict about what it is sent.
+
+The `fake_graph` fixture serves, over HTTPS (msal accepts only https authorities), the tenant's
+OpenID configuration, the v2.0 token endpoint (client credentials with a secret or a certificate
+assertion, refresh token, device code) and the v1.0 message calls jsm-mail makes. It checks
+method, path, query ($filter, $select, $top, $expand), headers and bodies against Microsoft's
+documentation (tests/fakes/GRAPH.md), keeps read flags and categories, pages with
+@odata.nextLink, throttles with 429 + Retry-After on request, and answers anything it does not
+model with 400 and a recorded violation that fails the test at teardown.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from plugin.mailboxes.oauth import forget_tokens
+from tests.fakes.dovecot import make_certificate, openssl_path
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+EWS_SCOPE = "https://outlook.office365.com/.default"
+APP_SCOPES = {GRAPH_SCOPE: "app-graph", EWS_SCOPE: "app-ews"}  # resource -> kind of token
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SIZE_EXPAND = "singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')"
+LIST_SELECT = {"id", "categories", "receivedDateTime", "isRead", "subject"}
+UNREAD_FILTER = "isRead eq false"
+WELL_KNOWN = {"inbox", "archive", "junkemail"}
+PATCHABLE = {"isRead": bool, "categories": list}
+NOT_FOUND = {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
+
+
+class Violation(Exception):
+    """A request Microsoft's documentation does not describe (or the fake does not model)."""
+
+
+@dataclass
+class FakeMessage:
+    id: str
+    mime: bytes
+    received: datetime
+    is_read: bool = False
+    categories: list[str] = field(default_factory=list)
+    folder: str = "inbox"
+
+
+@dataclass
+class Page:
+    """A listing snapshot that later pages are cut from, as a $skiptoken would."""
+
+    ids: list[str]
+    select: list[str]
+    expand: bool
+    top: int
+    query: dict[str, str]  # the first request's options, which every next link repeats
+
+
+class FakeGraph:
+    """One tenant with one app registration and one mailbox at `url`."""
+
+    def __init__(self, server: HTTPServer, cafile: str) -> None:
+        self.server = server
+        self.cafile = cafile
+        self.url = server.url_for("").rstrip("/")
+        self.tenant_id = "11111111-2222-3333-4444-555555555555"
+        self.client_id = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+        self.client_secret = "s3cr3t~" + secrets.token_urlsafe(12)
+        self.certificate: x509.Certificate | None = None
+        self.address = "support@contoso.example"
+        self.folders: dict[str, str] = {"Support": "folder-support"}  # display name -> id, under the inbox
+        self.messages: dict[str, FakeMessage] = {}
+        self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (kind, expires at)
+        self.refresh_tokens: set[str] = set()
+        self.revoked_refresh_tokens: set[str] = set()
+        self.token_requests: list[dict[str, str]] = []
+        self.requests: list[tuple[str, str]] = []  # (method, path) of Graph calls
+        self.violations: list[str] = []
+        self.access_token_lifetime_s = 3599
+        self.read_only = False  # the app was granted Mail.Read only: writes are 403 ErrorAccessDenied
+        self._throttle: list[tuple[str, int, int]] = []  # (method, status, Retry-After) for the next Graph calls
+        self._pages: dict[str, Page] = {}
+        self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
+        self._device_scopes: dict[str, str] = {}  # device code -> the scopes it was asked for
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._dispatch)
+
+    # ------------------------------------------------------------ for tests
+    def add(self, mime: bytes, *, is_read: bool = False, categories: tuple[str, ...] = (), folder: str = "inbox",
+            received: datetime | None = None) -> str:
+        """Deliver a message; returns its Graph id (base64 with "/" "+" "=", as real ids have)."""
+        with self._lock:
+            number = next(self._ids)
+            message_id = "AAMkAD" + base64.b64encode(f"message-{number:04d}\xff\xfe".encode("latin-1")).decode()
+            received = received or datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=number)
+            self.messages[message_id] = FakeMessage(message_id, mime, received, is_read, list(categories), folder)
+            return message_id
+
+    def throttle(self, count: int, *, status: int = 429, retry_after: int = 7, method: str = "") -> None:
+        """The next `count` Graph calls (of `method`, if given) are refused with `status` and Retry-After."""
+        self._throttle += [(method, status, retry_after)] * count
+
+    def issue_refresh_token(self) -> str:
+        token = "rt-" + secrets.token_urlsafe(16)
+        self.refresh_tokens.add(token)
+        return token
+
+    def revoke(self, refresh_token: str) -> None:
+        """As an admin's "revoke sessions" does: the refresh token and its access tokens stop working."""
+        self.refresh_tokens.discard(refresh_token)
+        self.revoked_refresh_tokens.add(refresh_token)
+        self.access_tokens.clear()
+
+    def expire_access_tokens(self) -> None:
+        self.access_tokens = {t: (kind, 0.0) for t, (kind, _) in self.access_tokens.items()}
+
+    def approve_device_codes(self) -> None:
+        """The user entered the code and signed in."""
+        for code in self._device_codes:
+            self._device_codes[code] = self.issue_refresh_token()
+
+    # ------------------------------------------------------------ dispatch
+    def _dispatch(self, request: Request) -> Response:
+        with self._lock:
+            try:
+                if request.path.startswith(f"/{self.tenant_id}/") or "/oauth2/" in request.path \
+                        or request.path.endswith("/openid-configuration"):
+                    return self._identity(request)
+                if request.path.startswith("/v1.0/"):
+                    return self._graph(request)
+                raise Violation(f"{request.method} {request.path}: not a Graph or token endpoint path")
+            except Violation as problem:
+                self.violations.append(str(problem))
+                return _graph_error(400, "BadRequest", str(problem))
+
+    # ------------------------------------------------------------ Microsoft identity platform
+    def _identity(self, request: Request) -> Response:
+        tenant, _, rest = request.path.strip("/").partition("/")
+        if tenant != self.tenant_id:
+            # An unknown tenant's discovery document is a 400 (AADSTS90002).
+            return Response(json.dumps({"error": "invalid_tenant",
+                                        "error_description": f"AADSTS90002: Tenant '{tenant}' not found."}),
+                            400, content_type="application/json")
+        base = f"{self.url}/{self.tenant_id}"
+        if request.method == "GET" and rest == "v2.0/.well-known/openid-configuration":
+            return _json({"token_endpoint": f"{base}/oauth2/v2.0/token",
+                          "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                          "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                          "issuer": f"{base}/v2.0"})
+        if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
+            raise Violation(f"{request.method} {request.path}: token endpoints take a POSTed form")
+        form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
+        if rest == "oauth2/v2.0/devicecode":
+            return self._device_code(form)
+        if rest != "oauth2/v2.0/token":
+            raise Violation(f"POST {request.path}: no such endpoint")
+        self.token_requests.append({k: v for k, v in form.items() if k in ("grant_type", "scope", "client_id")})
+        if form.get("client_id") != self.client_id:
+            return _token_error(400, "unauthorized_client", "AADSTS700016: Application not found in the directory.")
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            return self._client_credentials(form)
+        if grant == "refresh_token":
+            return self._refresh(form)
+        if grant == DEVICE_GRANT:
+            return self._device_token(form)
+        raise Violation(f"token request with grant_type {grant!r}")
+
+    def _client_credentials(self, form: dict[str, str]) -> Response:
+        # learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow: scope is the
+        # resource's /.default; the credential is client_secret or a signed client_assertion.
+        if form.get("scope") not in APP_SCOPES:
+            return _token_error(400, "invalid_scope", f"AADSTS1002012: The provided value for scope "
+                                                      f"{form.get('scope')} is not valid.")
+        if "client_assertion" in form:
+            if form.get("client_assertion_type") != JWT_BEARER or not self._assertion_valid(form["client_assertion"]):
+                return _token_error(401, "invalid_client", "AADSTS700027: Client assertion failed signature "
+                                                           "validation.")
+        elif form.get("client_secret") != self.client_secret:
+            return _token_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+        lifetime_s = self.access_token_lifetime_s
+        return _json(self._access_token(APP_SCOPES[form["scope"]], {"token_type": "Bearer", "expires_in": lifetime_s,
+                                                                     "ext_expires_in": lifetime_s}))
+
+    def _assertion_valid(self, assertion: str) -> bool:
+        if self.certificate is None:
+            return False
+        try:
+            key = self.certificate.public_key()
+            if not isinstance(key, rsa.RSAPublicKey):
+                return False
+            claims = jwt.decode(assertion, key, algorithms=["RS256", "PS256"],
+                                audience=f"{self.url}/{self.tenant_id}/oauth2/v2.0/token")
+        except jwt.PyJWTError:
+            return False
+        return claims.get("iss") == claims.get("sub") == self.client_id
+
+    def _refresh(self, form: dict[str, str]) -> Response:
+        token = form.get("refresh_token", "")
+        if token in self.revoked_refresh_tokens or token not in self.refresh_tokens:
+            return _token_error(400, "invalid_grant", "AADSTS50173: The provided grant has expired due to it being "
+                                                      "revoked, a fresh auth token is needed.")
+        return _json(self._user_tokens(form))
+
+    def _device_code(self, form: dict[str, str]) -> Response:
+        if form.get("client_id") != self.client_id:
+            return _token_error(400, "unauthorized_client", "AADSTS700016: Application not found in the directory.")
+        # The scopes go with the device authorization request; the token polls carry only the device code.
+        self._check_delegated_scopes(form.get("scope", ""))
+        code = "dc-" + secrets.token_urlsafe(8)
+        self._device_codes[code] = ""
+        self._device_scopes[code] = form["scope"]
+        return _json({"device_code": code, "user_code": "FAKE-CODE", "verification_uri": f"{self.url}/devicelogin",
+                      "expires_in": 900, "interval": 1,
+                      "message": f"To sign in, use a web browser to open the page {self.url}/devicelogin and enter "
+                                 "the code FAKE-CODE to authenticate."})
+
+    def _device_token(self, form: dict[str, str]) -> Response:
+        code = form.get("device_code", "")
+        if code not in self._device_codes:
+            return _token_error(400, "expired_token", "AADSTS70020: The provided value for the input parameter "
+                                                      "'device_code' is not valid.")
+        if not self._device_codes[code]:
+            return _token_error(400, "authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. "
+                                                              "Authorization is pending.")
+        scope = self._device_scopes.pop(code)
+        return _json(self._user_tokens({"scope": scope}, refresh_token=self._device_codes.pop(code)))
+
+    def _user_tokens(self, form: dict[str, str], refresh_token: str | None = None) -> dict[str, Any]:
+        scopes = self._check_delegated_scopes(form.get("scope", ""))
+        refresh = refresh_token or self.issue_refresh_token()
+        self.refresh_tokens.add(refresh)
+        return self._access_token("user", {"token_type": "Bearer", "scope": " ".join(sorted(scopes)),
+                                           "expires_in": self.access_token_lifetime_s, "refresh_token": refresh})
+
+    def _check_delegated_scopes(self, scope: str) -> set[str]:
+        scopes = set(scope.split())
+        if not scopes & {"https://outlook.office.com/IMAP.AccessAsUser.All",
+                         "https://outlook.office.com/POP.AccessAsUser.All",
+                         "https://outlook.office365.com/EWS.AccessAsUser.All"}:
+            raise Violation(f"delegated token asked for scopes {sorted(scopes)}")
+        if "offline_access" not in scopes:
+            raise Violation("delegated token asked without offline_access: no refresh token would come back")
+        return scopes
+
+    def _access_token(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        token = f"at-{kind}-" + secrets.token_urlsafe(16)
+        self.access_tokens[token] = (kind, time.time() + self.access_token_lifetime_s)
+        return body | {"access_token": token}
+
+    def token_is_valid(self, token: str, kind: str = "user") -> bool:
+        """For the IMAP/POP3 introspection endpoint and the fake EWS: a token of that kind that has not expired
+        ("user" delegated, "app-graph" or "app-ews" app-only)."""
+        token_kind, expires = self.access_tokens.get(token, ("", 0.0))
+        return token_kind == kind and expires > time.time()
+
+    # ------------------------------------------------------------ Microsoft Graph v1.0
+    def _graph(self, request: Request) -> Response:
+        self.requests.append((request.method, request.path))
+        kind, expires = self.access_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "),
+                                               ("", 0.0))
+        if kind != "app-graph" or expires < time.time():
+            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        if self._throttle and self._throttle[0][0] in ("", request.method):
+            _, status, retry_after = self._throttle.pop(0)
+            response = _graph_error(status, "TooManyRequests" if status == 429 else "ServiceUnavailable",
+                                    "Application is over its MailboxConcurrency limit.")
+            response.headers["Retry-After"] = str(retry_after)
+            return response
+        # The raw path: Werkzeug decodes %2F in ids to "/", which would split a path segment.
+        path = request.environ.get("RAW_URI", request.path).partition("?")[0]
+        _, _, users, user, rest = [*path.split("/", 4), "", "", ""][:5]
+        if users != "users" or unquote(user) != self.address:
+            return _graph_error(404, "ErrorInvalidUser", f"The requested user '{unquote(user)}' is invalid.")
+        query = _query(request)
+        if request.method == "GET" and (m := re.fullmatch(r"mailFolders/([^/]+)", rest)):
+            return self._get_folder(m.group(1), query)
+        if request.method == "GET" and rest in ("mailFolders", "mailFolders/inbox/childFolders"):
+            return self._find_folders(rest, query)
+        if request.method == "GET" and (m := re.fullmatch(r"mailFolders/([^/]+)/messages", rest)):
+            return self._list(request, m.group(1), query)
+        if request.method == "GET" and (m := re.fullmatch(r"messages/([^/]+)/\$value", rest)):
+            return self._mime(unquote(m.group(1)), query)
+        if request.method == "GET" and (m := re.fullmatch(r"messages/([^/]+)", rest)):
+            return self._get_message(unquote(m.group(1)), query)
+        if request.method == "PATCH" and (m := re.fullmatch(r"messages/([^/]+)", rest)):
+            return self._patch(request, unquote(m.group(1)), query)
+        raise Violation(f"{request.method} {request.path}: not a call the fake models")
+
+    def _get_folder(self, name: str, query: dict[str, str]) -> Response:
+        _only(query, {"$select"})
+        if name not in WELL_KNOWN and name not in self.folders.values():
+            return _graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        _select(query, {"id", "displayName"})
+        return _json({"id": name})
+
+    def _find_folders(self, parent: str, query: dict[str, str]) -> Response:
+        _only(query, {"$filter", "$select"})
+        _select(query, {"id", "displayName"})
+        m = re.fullmatch(r"displayName eq '((?:[^']|'')*)'", query.get("$filter", ""))
+        if not m:
+            raise Violation(f"folder $filter {query.get('$filter')!r}")
+        name = m.group(1).replace("''", "'")
+        found = [{"id": fid} for display, fid in self.folders.items()
+                 if display == name and parent == "mailFolders/inbox/childFolders"]
+        return _json({"value": found})
+
+    def _list(self, request: Request, folder: str, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/mailfolder-list-messages: OData $filter, $select, $top, $expand;
+        # later pages come from @odata.nextLink, which the client must follow as given.
+        if "$skiptoken" in query:
+            page = self._pages.get(query.pop("$skiptoken"))
+            if page is None:
+                raise Violation("unknown $skiptoken")
+            if query != page.query:
+                raise Violation(f"next page asked with {query}, not the link's own options {page.query}")
+        else:
+            _only(query, {"$filter", "$select", "$top", "$expand"})
+            if query.get("$filter") != UNREAD_FILTER:
+                raise Violation(f"message $filter {query.get('$filter')!r}, expected {UNREAD_FILTER!r}")
+            select = _select(query, LIST_SELECT)
+            top = query.get("$top", "10")
+            if not top.isdigit() or not 1 <= int(top) <= 1000:
+                raise Violation(f"$top {top!r} is not 1..1000")
+            if query.get("$expand", SIZE_EXPAND) != SIZE_EXPAND:
+                raise Violation(f"$expand {query['$expand']!r}")
+            ids = [m.id for m in sorted(self.messages.values(), key=lambda m: m.id, reverse=True)
+                   if m.folder == folder and not m.is_read]
+            page = Page(ids, select, "$expand" in query, int(top), query)
+        shown, left = page.ids[:page.top], page.ids[page.top:]
+        body: dict[str, Any] = {"@odata.context": "...", "value": [
+            self._message_json(self.messages[i], page.select, page.expand) for i in shown if i in self.messages]}
+        if left:
+            token = secrets.token_urlsafe(8)
+            self._pages[token] = Page(left, page.select, page.expand, page.top, page.query)
+            # learn.microsoft.com/graph/paging: the next link repeats the request's options plus $skiptoken.
+            options = urlencode({**page.query, "$skiptoken": token}, quote_via=quote)
+            body["@odata.nextLink"] = f"{self.url}/v1.0/users/{self.address}/mailFolders/{folder}/messages?{options}"
+        return _json(body)
+
+    def _mime(self, message_id: str, query: dict[str, str]) -> Response:
+        _only(query, set())
+        message = self.messages.get(message_id)
+        if message is None:
+            return _graph_error(404, **NOT_FOUND)
+        # learn.microsoft.com/graph/outlook-get-mime-message: the body is the MIME content itself.
+        return Response(message.mime, 200, content_type="text/plain")
+
+    def _get_message(self, message_id: str, query: dict[str, str]) -> Response:
+        _only(query, {"$select"})
+        select = _select(query, LIST_SELECT | {"internetMessageHeaders"})
+        message = self.messages.get(message_id)
+        if message is None:
+            return _graph_error(404, **NOT_FOUND)
+        return _json(self._message_json(message, select, False))
+
+    def _patch(self, request: Request, message_id: str, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/message-update: a JSON body with only the properties to change.
+        _only(query, set())
+        if request.mimetype != "application/json":
+            raise Violation(f"PATCH with Content-Type {request.mimetype!r}")
+        body = json.loads(request.get_data(as_text=True))
+        if not isinstance(body, dict) or not body:
+            raise Violation("PATCH body is not a non-empty object")
+        for key, value in body.items():
+            if key not in PATCHABLE or not isinstance(value, PATCHABLE[key]):
+                raise Violation(f"PATCH of {key}={value!r}")
+        if "categories" in body and not all(isinstance(c, str) for c in body["categories"]):
+            raise Violation("categories must be strings")
+        if self.read_only:
+            return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        message = self.messages.get(message_id)
+        if message is None:
+            return _graph_error(404, **NOT_FOUND)
+        message.is_read = body.get("isRead", message.is_read)
+        message.categories = list(body.get("categories", message.categories))
+        return _json(self._message_json(message, ["id", "isRead", "categories"], False))
+
+    def _message_json(self, message: FakeMessage, select: list[str], expand: bool) -> dict[str, Any]:
+        full: dict[str, Any] = {
+            "id": message.id, "isRead": message.is_read, "categories": list(message.categories),
+            "receivedDateTime": message.received.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "subject": _header(message.mime, "Subject"),
+            "internetMessageHeaders": _headers(message.mime),
+        }
+        shown = {k: full[k] for k in (select or ["id", "isRead", "categories", "receivedDateTime", "subject"])}
+        shown["id"] = message.id  # id always comes back
+        if expand:
+            shown["singleValueExtendedProperties"] = [{"id": "Integer 0x0e08", "value": str(len(message.mime))}]
+        return shown
+
+
+def _query(request: Request) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, value in request.args.items(multi=True):
+        if key in values:
+            raise Violation(f"query option {key} given twice")
+        values[key] = value
+    return values
+
+
+def _only(query: dict[str, str], allowed: set[str]) -> None:
+    unknown = set(query) - allowed
+    if unknown:
+        raise Violation(f"query options {sorted(unknown)} not modelled here")
+
+
+def _select(query: dict[str, str], allowed: set[str]) -> list[str]:
+    if "$select" not in query:
+        raise Violation("no $select: the whole message would come back")
+    fields = query["$select"].split(",")
+    unknown = set(fields) - allowed
+    if unknown:
+        raise Violation(f"$select of {sorted(unknown)}")
+    return fields
+
+
+def _header(mime: bytes, name: str) -> str:
+    for field_name, value in _header_fields(mime):
+        if field_name.lower() == name.lower():
+            return value
+    return ""
+
+
+def _headers(mime: bytes) -> list[dict[str, str]]:
+    return [{"name": n, "value": v} for n, v in _header_fields(mime)]
+
+
+def _header_fields(mime: bytes) -> list[tuple[str, str]]:
+    head = mime.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    unfolded = re.sub(r"\r\n[ \t]+", " ", head)
+    return [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in unfolded.split("\r\n")) if v]
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status, content_type="application/json")
+
+
+def _graph_error(status: int, code: str, message: str) -> Response:
+    """learn.microsoft.com/graph/errors: {"error": {"code", "message", "innerError"}}."""
+    return _json({"error": {"code": code, "message": message,
+                            "innerError": {"date": "2026-11-01T00:00:00", "request-id": "fake"}}}, status)
+
+
+def _token_error(status: int, error: str, description: str) -> Response:
+    code = int(description.removeprefix("AADSTS").partition(":")[0])
+    return _json({"error": error, "error_description": description, "error_codes": [code]}, status)
+
+
+@pytest.fixture(scope="session")
+def graph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HTTPServer, str]]:
+    """One HTTPS server for the run, with a self-signed certificate for 127.0.0.1, and that certificate's file."""
+    directory = tmp_path_factory.mktemp("graph-tls")
+    cafile = make_certificate(openssl_path(), directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cafile, directory / "key.pem")
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    yield server, str(cafile)
+    server.stop()
+
+
+@pytest.fixture
+def fake_graph(graph_server: tuple[HTTPServer, str]) -> Iterator[FakeGraph]:
+    """A fresh tenant and mailbox; fails the test at teardown on anything it does not model."""
+    server, cafile = graph_server
+    server.clear()
+    forget_tokens()
+    fake = FakeGraph(server, cafile)
+    yield fake
+    forget_tokens()
+    server.check_handler_errors()
+    assert not fake.violations, "fake_graph saw requests it does not model:\n" + "\n".join(fake.violations)
