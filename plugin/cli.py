@@ -163,7 +163,7 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         aliases=tuple(args.alias), smtp_username=args.smtp_username or "", sent_folder=args.sent_folder or "",
         subject_style=args.subject_style, outbound_charset=args.charset,
         max_attachment_bytes=int(args.max_attachment_mb * 1024 * 1024),
-        max_mails_per_minute=args.max_mails_per_minute,
+        max_mails_per_minute=args.max_mails_per_minute, intake_per_minute=args.intake_per_minute,
         auth=auth, oauth=oauth)
     problem = request_type_problem(runtime, link)
     if problem:
@@ -512,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-attachment-mb", type=float, default=10,
                    help="files larger than this are named with a link instead of attached")
     p.add_argument("--max-mails-per-minute", type=int, default=10)
+    p.add_argument("--intake-per-minute", type=lambda value: int(positive_number(value)), default=25,
+                   help="mails handled per minute; the rest wait for later rounds, oldest first")
     p.add_argument("--no-replies", action="store_true", help="never mail agents' comments from this link")
     p.add_argument("--processed-label", type=label, help="default: JSM_MAIL_PROCESSED_LABEL or jsm-processed")
     p.add_argument("--rejected-label", type=label, help="default: JSM_MAIL_REJECTED_LABEL or jsm-rejected")

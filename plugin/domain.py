@@ -394,6 +394,7 @@ class Link:
     sender_budget: int = 20  # new requests per sender ...
     sender_budget_window_s: int = 7200  # ... within this window
     enabled: bool = True
+    intake_per_minute: int = 25  # mails handled per minute; the rest wait for later rounds, oldest first
     # Outbound: agents' public comments mailed to customers (DESIGN.md section 8).
     send_replies: bool = True
     from_address: str = ""  # From of our mail; default: the mailbox's address

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
@@ -51,12 +52,17 @@ class PollReport:
     skipped: str | None = None  # the round did not run, and why
     unreachable: bool = False  # the mailbox could not be reached, logged in to, or its folder opened
     outbound: OutboundReport | None = None  # None: the link sends no mail
+    waiting: int = 0  # mails left for later rounds by the intake limit
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.link}: skipped, {self.skipped}"
+        if self.unreachable:
+            return f"{self.link}: mailbox not reached: {self.error}"
         counts = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items())) or "no new mail"
         extra = f"; {self.error}" if self.error else ""
+        if self.waiting:
+            extra += f"; {self.waiting} more wait for the next round (intake limit)"
         outbound = f"; outbound: {self.outbound}" if self.outbound else ""
         return f"{self.link}: {counts}{extra}{outbound}"
 
@@ -79,9 +85,15 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
 def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
     store, settings = ctx.store, ctx.settings
     renewed = time.monotonic()
+    # Intake limit: a backlog or a flood reaches Jira at a steady pace; mailboxes list oldest first.
+    room = link.intake_per_minute - store.handled_since(link.id, datetime.now(UTC) - timedelta(minutes=1))
     try:
         with open_mailbox(link, cafile=settings.ca_file, store=store) as mailbox:
-            for ref in mailbox.unhandled():
+            waiting = mailbox.unhandled()
+            for n, ref in enumerate(waiting):
+                if n >= room:
+                    report.waiting = len(waiting) - n
+                    break
                 if time.monotonic() - renewed > LEASE_RENEW_S:
                     if not store.acquire_lease(link.id, WORKER_ID, LEASE_TTL_S):
                         raise LeaseLost(f"another process took over link {link.name}")

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -76,7 +75,7 @@ def mixed_mailbox(mail_account) -> dict[str, dict]:
 
 
 def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_account, fake_jira):
-    service.relink(max_size_bytes=MAX_SIZE_BYTES)
+    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=100)
     expect = mixed_mailbox(mail_account)
     chance = random.Random(int(os.environ.get("JSM_MAIL_CRASH_SEED", "7")))
     kills = runs = 0
@@ -135,8 +134,7 @@ def _tokens(text: str) -> set[str]:
 
 def test_harness_mail_mix_is_what_the_product_sees(service, mail_account, fake_jira):
     """The mix is read as intended: the reply threads, the bounce is recorded, the big one rejected."""
-    service.link = replace(service.link, max_size_bytes=MAX_SIZE_BYTES)
-    service.store.update_link(service.link)
+    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=100)
     expect = mixed_mailbox(mail_account)
     service.poll()
     outcomes = {f"<{e.message_id}>": e.outcome for e in service.log()}

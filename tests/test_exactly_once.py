@@ -179,6 +179,7 @@ def test_process_killed_after_the_attachment_attaches_once(env, service, mail_ac
 # -- story 4: two pollers on one link double everything
 
 def test_two_pollers_started_together_handle_each_mail_once(env, service, mail_account, fake_jira):
+    service.relink(intake_per_minute=100)
     ids = []
     for n in range(12):
         message_id, data = mail(f"Question {n}", f"Question number {n}.")

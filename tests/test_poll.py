@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from plugin.domain import Access, MailProtocol, Security
+from plugin.store.models import LedgerRow
 from tests.conftest import mail_file
 
 PROCESSED, REJECTED, SEEN = "jsm-processed", "jsm-rejected", "\\Seen"
@@ -269,3 +273,20 @@ def test_too_large_pop3_mail_stays_on_the_server_and_is_logged_once(service, mai
     assert fake_jira.requests == [] and len(mail_account.messages()) == 1
     [entry] = service.log()
     assert (entry.reason, entry.sender, entry.subject) == ("too-large", "ann@example.org", "VPN drops every hour")
+
+
+def test_intake_limit_leaves_the_newest_mail_for_later_rounds(service, mail_account, fake_jira):
+    service.relink(intake_per_minute=3)
+    uids = [mail_account.append(mail_file("request_plain.eml").replace(b"vpn-drops-1@", f"vpn-{n}@".encode()))
+            for n in range(5)]
+
+    first = service.poll()
+    second = service.poll()
+
+    assert first.outcomes["created"] == 3 and first.waiting == 2 and "2 more wait" in str(first)
+    assert [bool(mail_account.flags(uid)) for uid in uids] == [True, True, True, False, False]
+    assert second.outcomes == {} and second.waiting == 2  # the minute's budget is spent
+    with service.store.session() as s, s.begin():  # a minute later
+        s.execute(update(LedgerRow).values(finished_at=LedgerRow.finished_at - timedelta(minutes=2)))
+    service.poll()
+    assert len(fake_jira.requests) == 5 and all(mail_account.flags(uid) for uid in uids)

@@ -48,6 +48,7 @@ def in_reply_to(mail: bytes, message_id: str) -> bytes:
 
 
 def test_storm_of_machine_mail_raises_nothing_and_answers_nothing(sending, mail_account, fake_jira, smtp_sink):
+    sending.relink(intake_per_minute=STORM_SIZE)
     request = fake_jira.add_request("Printer on floor 3", reporter_email="moved.away@customer.example")
     answer = fake_jira.add_agent_comment(request.key, "A technician comes at 3 pm.")
     sending.poll()

@@ -260,6 +260,12 @@ class Store:
             row = self.ledger_row(s, link_id, ledger_id)
             row.state, row.issue_key, row.finished_at = outcome.state.value, outcome.issue_key, utcnow()
 
+    def handled_since(self, link_id: int, since: datetime) -> int:
+        """Mails of the link that reached a final state since then: the intake budget's use."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(LedgerRow).where(
+                LedgerRow.link_id == link_id, LedgerRow.finished_at >= since)) or 0
+
     def note_failure(self, link_id: int, ledger_id: str) -> int:
         """Count an attempt that ended in a bug; returns the failures so far."""
         with self.session() as s, s.begin():
