@@ -22,7 +22,7 @@ from tests.conftest import mail_file
 
 KILLS = int(os.environ.get("JSM_MAIL_CRASH_KILLS", "12"))
 REPORT = os.environ.get("JSM_MAIL_CRASH_REPORT")  # where the benchmark wants the counts
-NEW, REPLIES, AUTO_REPLIES = 16, 8, 4
+NEW, REPLIES, AUTO_REPLIES = max(16, 2 * KILLS), max(8, KILLS // 2), 4  # enough work to kill it that often
 MAX_SIZE_BYTES = 200_000
 FINAL = {"created", "commented", "bounce-recorded", "ignored", "rejected"}
 
@@ -58,7 +58,7 @@ def mixed_mailbox(mail_account) -> dict[str, dict]:
         parents.append(message_id)
         expect[message_id] = {"outcome": "created", "token": token, "files": 1 if n % 3 == 0 else 0}
     for n in range(REPLIES):
-        message_id, token, data = customer_mail(100 + n, reply_to=parents[n])
+        message_id, token, data = customer_mail(10_000 + n, reply_to=parents[n])
         mail_account.append(data)
         expect[message_id] = {"outcome": "commented", "token": token, "parent": parents[n]}
     mail_account.append(mail_file("request_plain.eml"))
@@ -68,14 +68,14 @@ def mixed_mailbox(mail_account) -> dict[str, dict]:
     for name in ("autoreply_outlook_oof_en.eml", "autoreply_outlook_oof_ja.eml", "autoreply_rfc3834_vacation.eml",
                  "autoreply_german_abwesenheit.eml")[:AUTO_REPLIES]:
         mail_account.append(mail_file(name))
-    big_id, _, big = customer_mail(999)
+    big_id, _, big = customer_mail(99_999)
     mail_account.append(big.replace(b"Please help", b"x" * (MAX_SIZE_BYTES + 10_000) + b"\nPlease help"))
     expect[big_id] = {"outcome": "rejected"}
     return expect
 
 
 def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_account, fake_jira):
-    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=100)
+    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=10_000)
     expect = mixed_mailbox(mail_account)
     chance = random.Random(int(os.environ.get("JSM_MAIL_CRASH_SEED", "7")))
     kills = runs = 0
@@ -86,7 +86,7 @@ def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_accoun
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < KILLS:
             try:
-                poll.wait(timeout=chance.uniform(0.3, 2.5))
+                poll.wait(timeout=chance.uniform(0.4, 2.0))
             except subprocess.TimeoutExpired:
                 poll.send_signal(signal.SIGKILL)
                 kills += 1
@@ -130,7 +130,7 @@ def _tokens(text: str) -> set[str]:
 
 def test_harness_mail_mix_is_what_the_product_sees(service, mail_account, fake_jira):
     """The mix is read as intended: the reply threads, the bounce is recorded, the big one rejected."""
-    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=100)
+    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=10_000)
     expect = mixed_mailbox(mail_account)
     service.poll()
     outcomes = {f"<{e.message_id}>": e.outcome for e in service.log()}
