@@ -180,6 +180,7 @@ class BounceOf:
 class Ignore:
     mail: InboundMail
     reason: str  # evidence from the classifier
+    issue_key: str | None = None  # the request an auto-reply answers a mail of, when its headers say
 
 
 Route = NewRequest | FollowUp | BounceOf | Ignore

@@ -65,7 +65,7 @@ def record_waiting(ctx: Context, about: MailAbout, outcome: Outcome) -> None:
 
 def _log_row(ctx: Context, about: MailAbout, outcome: Outcome, raw_path: str | None) -> ProcessingLogRow:
     detail = outcome.detail
-    if ctx.settings.demo and outcome.issue_key:
+    if ctx.settings.demo and outcome.state in (OutcomeState.CREATED, OutcomeState.COMMENTED):
         detail = f"dry run, nothing sent to Jira: would be {detail}"
     return ProcessingLogRow(link_id=ctx.link.id, link_name=ctx.link.name, message_id=about.message_id,
                             sender=about.sender, subject=about.subject, outcome=outcome.state.value,

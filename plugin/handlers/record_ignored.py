@@ -10,5 +10,6 @@ class RecordIgnored:
     name = "record-ignored"
 
     def apply(self, route: Ignore, attempt: Attempt, ctx: Context) -> Outcome:
-        return Outcome(OutcomeState.IGNORED, detail="automatic mail: no request, no comment, never answered",
-                       evidence=route.reason)
+        about = f" (an answer to mail about {route.issue_key})" if route.issue_key else ""
+        return Outcome(OutcomeState.IGNORED, route.issue_key, evidence=route.reason,
+                       detail=f"automatic mail{about}: no request, no comment, never answered")

@@ -178,7 +178,7 @@ class Outbound:
             return self._failed(link, entry, None, "internal", "the comment was made internal before it was mailed")
         since = datetime.now(UTC) - AUTO_REPLY_WINDOW
         recipients = choose_recipients(request, own=link.own_addresses, undeliverable=self.store.is_undeliverable,
-                                       auto_repliers=self.outbox.auto_repliers(link.id, since),
+                                       auto_repliers=self.outbox.auto_repliers(link.id, entry.issue_key, since),
                                        author=comment.author_email)
         if not recipients.all:
             withheld = [x for x in recipients.left_out if not x.endswith(f"({AUTHOR})")]

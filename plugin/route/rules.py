@@ -184,7 +184,9 @@ def _resolved_long_ago(info: RequestInfo | None, window_days: int) -> int | None
 def choose_route(mail: InboundMail, verdict: Verdict, ctx: Lookups) -> Route:
     """What the mail means for Jira: ignore it, record a bounce, comment, or a new request."""
     if verdict.kind in (MailKind.AUTO_REPLY, MailKind.LOOP, MailKind.FEEDBACK_REPORT):
-        return Ignore(mail, f"{verdict.kind.value}: {verdict.evidence}")
+        answered = _by_headers(mail, ctx) if verdict.kind is MailKind.AUTO_REPLY else None
+        return Ignore(mail, f"{verdict.kind.value}: {verdict.evidence}",
+                      answered.issue_key if isinstance(answered, Match) else None)
     if verdict.kind is MailKind.BOUNCE:
         return _bounce_route(mail, verdict, ctx)
     match, notes = find_request(mail, ctx)

@@ -225,12 +225,13 @@ class Outbox:
             return s.scalar(select(MailIndexRow.link_id).where(MailIndexRow.issue_key == issue_key)
                             .order_by(MailIndexRow.id))
 
-    def auto_repliers(self, link_id: int, since: datetime) -> frozenset[str]:
-        """Senders whose auto-replies reached this link since then (the processing log's ignored auto-replies)."""
+    def auto_repliers(self, link_id: int, issue_key: str, since: datetime) -> frozenset[str]:
+        """Senders who answered mail about this request with an auto-reply since then (the processing log)."""
         with self.store.session() as s:
             senders = s.scalars(select(ProcessingLogRow.sender).where(
-                ProcessingLogRow.link_id == link_id, ProcessingLogRow.outcome == "ignored",
-                ProcessingLogRow.evidence.like("auto_reply:%"), ProcessingLogRow.time >= since)).all()
+                ProcessingLogRow.link_id == link_id, ProcessingLogRow.issue_key == issue_key,
+                ProcessingLogRow.outcome == "ignored", ProcessingLogRow.evidence.like("auto_reply:%"),
+                ProcessingLogRow.time >= since)).all()
         return frozenset(sender.lower() for sender in senders if sender)
 
     # Processing log ------------------------------------------------------------------------

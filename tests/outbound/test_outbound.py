@@ -171,6 +171,26 @@ def test_a_recent_auto_replier_is_not_mailed(sending, mail_account, fake_jira, s
     assert any("was not mailed" in c.body for c in request.comments if not c.public)
 
 
+def test_an_auto_reply_about_one_request_does_not_silence_another(sending, mail_account, fake_jira, smtp_sink):
+    request = first_mail(sending, mail_account, fake_jira)
+    mail_account.append(mail_file("request_plain.eml").replace(b"vpn-drops-1@", b"vpn-drops-2@")
+                        .replace(b"VPN drops every hour", b"Printer jams"))
+    sending.poll()
+    other = fake_jira.requests[-1]
+    fake_jira.add_agent_comment(request.key, "first answer")
+    sending.poll()
+    mail_account.append(auto_reply_to(smtp_sink.messages[0].message))
+    sending.poll()
+
+    fake_jira.add_agent_comment(other.key, "an answer about the printer")
+    sending.poll()
+
+    assert len(smtp_sink.messages) == 2
+    assert f"[{other.key}]" in smtp_sink.messages[1].message["Subject"]
+    [oof] = [e for e in sending.log() if e.message_id == "oof-1@example.org"]
+    assert (oof.outcome, oof.issue_key) == ("ignored", request.key)
+
+
 def auto_reply_to(mail) -> bytes:
     return (f"From: Ann Customer <ann@example.org>\r\nTo: {mail['From']}\r\nSubject: Automatic reply: "
             f"{mail['Subject']}\r\nMessage-ID: <oof-1@example.org>\r\nIn-Reply-To: {mail['Message-ID']}\r\n"
