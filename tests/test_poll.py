@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import update
 
 from plugin.domain import Access, MailProtocol, Security
+from plugin.poll import poll_mailbox
 from plugin.store.models import LedgerRow
 from tests.conftest import mail_file
+from tests.fakes.dovecot import MailAccount
 
 PROCESSED, REJECTED, SEEN = "jsm-processed", "jsm-rejected", "\\Seen"
 
@@ -119,11 +122,12 @@ def test_jira_outage_leaves_mail_untouched_then_creates_exactly_one_request(serv
 
 def test_rate_limit_on_create_is_retried_later_without_duplicates(service, mail_account, fake_jira):
     uid = mail_account.append(mail_file("request_plain.eml"))
-    fake_jira.fail_next(1, status=429, retry_after=30, path=r"/rest/servicedeskapi/request$", method="POST")
+    fake_jira.fail_next(1, status=429, retry_after=1, path=r"/rest/servicedeskapi/request$", method="POST")
 
     report = service.poll()
 
     assert report.outcomes["waiting-retry"] == 1 and mail_account.flags(uid) == set()
+    time.sleep(1.2)  # the Retry-After Jira asked for
     service.poll()
     assert len(fake_jira.requests) == 1
 
@@ -290,3 +294,20 @@ def test_intake_limit_leaves_the_newest_mail_for_later_rounds(service, mail_acco
         s.execute(update(LedgerRow).values(finished_at=LedgerRow.finished_at - timedelta(minutes=2)))
     service.poll()
     assert len(fake_jira.requests) == 5 and all(mail_account.flags(uid) for uid in uids)
+
+
+def test_a_rate_limit_holds_every_link_of_the_site_not_just_the_mail(service, mail_account, dovecot, fake_jira):
+    other = MailAccount(dovecot, "sales@example.test", dovecot.password_for("sales@example.test"))
+    sales = service.store.add_link(other.link(name="sales", address="sales@example.test"))
+    first = mail_account.append(mail_file("request_plain.eml"))
+    second = other.append(mail_file("request_plain.eml").replace(b"vpn-drops-1@", b"vpn-drops-2@"))
+    fake_jira.fail_next(status=429, retry_after=120, path="/rest/servicedeskapi/request", method="POST")
+
+    report = service.poll()
+    calls = len(fake_jira.calls)
+    held = poll_mailbox(sales, service.settings, service.store, service.jira)
+
+    assert report.outcomes["waiting-retry"] == 1 and 100 < report.retry_after_s <= 120
+    assert held.outcomes["waiting-retry"] == 1 and 100 < held.retry_after_s <= 120
+    assert len(fake_jira.calls) == calls  # Jira is left alone until its Retry-After has passed
+    assert mail_account.flags(first) == other.flags(second) == set()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -37,6 +38,8 @@ class JiraHttp:
         self._session = requests.Session()
         self._session.auth = (email, api_token.reveal())
         self._session.headers.update({"Accept": "application/json", "X-Atlassian-Token": "no-check"})
+        # Jira Cloud rate-limits per site: once it says Retry-After, every link of this site waits.
+        self._quiet_until = 0.0
 
     def __repr__(self) -> str:
         return f"JiraHttp(url={self.url!r})"
@@ -61,6 +64,9 @@ class JiraHttp:
     def _send(self, method: str, path: str, *, none_on: tuple[int, ...] = (),
               **kwargs: Any) -> requests.Response | None:
         what = f"{method} {path.split('?')[0]}"
+        wait_s = self._quiet_until - time.monotonic()
+        if wait_s > 0:
+            raise RetryLater(f"Jira asked this site to wait; {wait_s:.0f} s to go (Retry-After)", wait_s)
         try:
             response = self._session.request(method, self.url + path, timeout=self._timeout_s, **kwargs)
         except requests.RequestException as error:
@@ -69,6 +75,8 @@ class JiraHttp:
         if response.status_code >= 400:
             if response.status_code in none_on:
                 return None
+            if response.headers.get("Retry-After") and (response.status_code == 429 or response.status_code >= 500):
+                self._quiet_until = time.monotonic() + retry_after_s(response)
             raise error_for(response, what)
         return response
 
