@@ -235,4 +235,5 @@ def classify(mail: InboundMail, *, own_domains: frozenset[str] = frozenset()) ->
     for detect in DETECTORS:
         if verdict := detect(mail, own_domains):
             return verdict
-    return CUSTOMER_MAIL
+    # A repaired header section or a sender read from another field is evidence worth keeping.
+    return Verdict(MailKind.MAIL, "; ".join(mail.repairs)) if mail.repairs else CUSTOMER_MAIL

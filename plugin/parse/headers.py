@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 from email.message import Message
 
-from plugin.parse.charsets import Decoded, decode_text, decode_words
+from plugin.parse.charsets import decode_header_bytes, decode_words
 from plugin.domain import Address
 
 FOLDED_LINE_BREAK = re.compile(r"\r?\n(?=[ \t])")
@@ -50,17 +50,16 @@ class Headers:
         return decoded.text.replace("\r", "").replace("\n", "")
 
     def _unescape_8bit(self, value: str) -> str:
-        """Raw 8-bit header bytes (RFC 6532 UTF-8, or Shift_JIS or Latin-1 from old mailers) as text.
-        Bytes that are not UTF-8 are read in the charset the body declares, as Thunderbird does."""
+        """Raw 8-bit header bytes (RFC 6532 UTF-8, or GBK, Big5, Shift_JIS or Latin-1 from old
+        mailers) as text: bytes that are not UTF-8 are read in the charset the body declares, as
+        Thunderbird does, when that reads plausibly, else in the charset they fit."""
         if value.isascii():
             return value
         try:
             raw = value.encode("ascii", "surrogateescape")
         except UnicodeEncodeError:
             return value  # already text
-        decoded = decode_text(raw, "utf-8")
-        if decoded.repaired and self._body_charset:
-            decoded = Decoded(decode_text(raw, self._body_charset).text, True)
+        decoded = decode_header_bytes(raw, self._body_charset)
         self.repaired |= decoded.repaired
         return decoded.text
 
