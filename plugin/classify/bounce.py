@@ -10,7 +10,7 @@ from email.parser import HeaderParser
 
 from flufl.bounce import all_failures
 
-from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines
+from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines, sentence_recipients
 from plugin.parse.charsets import decode_text
 from plugin.domain import BounceRecipient, BounceReport
 
@@ -51,10 +51,20 @@ _NOT_RECIPIENT_LINE = re.compile(
 _DAEMON_LOCAL_PART = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|double-bounce|mdaemon)$", re.I)
 _TEMPORARY_TEXT = re.compile(
     r"\b(?:delay(?:ed)?|has not yet been delivered|will (?:continue to )?(?:be )?retr(?:y|ied)|"
-    r"will keep trying|still (?:be )?trying|warning: message)\b", re.I)
+    r"will keep trying|still (?:be )?trying|warning: message|postponed|deferred|"
+    r"will continue (?:trying|to try|to attempt)|will (?:be )?re-?attempt(?:ed)?|try again later|"
+    r"(?:do|need) not (?:need to )?resend|temporar(?:y|ily) (?:failure|error|unavailable|rejected))\b", re.I)
+# What a notice says of a recipient it gave up on.
+_PERMANENT_TEXT = re.compile(
+    r"failed permanently|permanent(?:ly)? (?:failure|error|fatal)|could ?n[o']t be delivered|"
+    r"does(?: not|n't) exist|user unknown|unknown (?:user|recipient)|no such (?:user|mailbox|recipient)|"
+    r"undeliverable|(?:was|has been) rejected|giving up|gave up|retry timeout exceeded|"
+    r"could not be reached|cannot be reached", re.I)
 
 _FAILURE_TEXT = re.compile(
-    r"could ?n[o']t be delivered|undeliverable|delivery (?:to the following|has failed|failed|failure)|"
+    r"could ?n[o']t be delivered|non-?delivery report|(?:could not|cannot) be reached|"
+    r"(?:delivery|message)[\w ]{0,40}(?:delayed|postponed|deferred)|"
+    r"will continue (?:trying|to try)|undeliverable|delivery (?:to the following|has failed|failed|failure)|"
     r"failed recipient|did not reach|unable to deliver|not (?:be )?delivered|"
     r"permanent(?:ly)? (?:error|fatal)|following (?:address|recipient)|returned to sender|user unknown|"
     r"mailbox unavailable|error (?:delivering|sending)|(?:was|were) rejected|rejected by|"
@@ -70,7 +80,7 @@ _DIAGNOSTIC_STATUS = (
                 # Lotus Notes / Domino directory misses, Exchange 2003's "Unknown Recipient".
                 r"not listed in (?:public name|domino directory)|name is not recognized", re.I), "5.1.1"),
     (re.compile(r"host unknown|domain not found|unrouteable|no mx|name server|dns", re.I), "5.1.2"),
-    (re.compile(r"mailbox (?:is )?full|quota|exceeded|over ?quota|insufficient|storage", re.I), "5.2.2"),
+    (re.compile(r"mailbox (?:is )?full|full mailbox|quota|exceeded|over ?quota|insufficient|storage", re.I), "5.2.2"),
     (re.compile(r"too (?:large|big)|size limit|message size", re.I), "5.3.4"),
     (re.compile(r"spam|blocked|blacklist|block ?list|policy|denied|refused|rejected", re.I), "5.7.1"),
     (re.compile(r"giving up|retry time|could not deliver for|timed? ?out|expired|too long", re.I), "4.4.7"),
@@ -247,9 +257,39 @@ def _own_addresses(msg: Message) -> set[str]:
     return {a.lower() for name in names for v in msg.get_all(name, []) for a in _ADDRESS.findall(str(v))}
 
 
-def _recipient(address: str, context: str, temporary: bool) -> BounceRecipient:
-    """A recipient of a plain-text notice: given up unless the notice is a delay warning."""
-    return BounceRecipient(address, _status(context), not temporary)
+def _recipient(address: str, text: str, temporary: bool, alone: bool = False) -> BounceRecipient:
+    """A recipient of a plain-text notice with its own status and whether it was given up: its
+    own lines decide, else the nearest heading above it, else the notice as a whole (which is
+    all about it when it is the only recipient)."""
+    lines = text.split("\n")
+    key = address.lower()
+    at = next((i for i, line in enumerate(lines) if key in line.lower()), None)
+    if at is None:
+        return BounceRecipient(address, _status(text), not temporary)
+    own = [lines[at]]
+    for line in lines[at + 1:at + 8]:
+        if not line.strip() or _ADDRESS.search(line) and not _STATUS.search(line):
+            break
+        own.append(line)
+    block = "\n".join(own)
+    status = _status(block) or _status(text if alone else _context(text, address))
+    verdict = _given_up(block)
+    for line in reversed(lines[max(0, at - 12):at]):
+        if verdict is not None:
+            break
+        verdict = _given_up(line)
+    if verdict is None:
+        verdict = not temporary
+    if status and status[0] == "5" and not verdict and not (_STATUS.search(block) or _REPLY_CODE.search(block)):
+        status = "4" + status[1:]  # a class read from the wording of a notice that will retry
+    return BounceRecipient(address, status, verdict)
+
+
+def _given_up(text: str) -> bool | None:
+    """True when the text says delivery failed for good, False when it will be retried, else None."""
+    if _TEMPORARY_TEXT.search(text):
+        return False
+    return True if _PERMANENT_TEXT.search(text) else None
 
 
 def _context(text: str, address: str) -> str:
@@ -322,21 +362,26 @@ def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
     # Exim names the failed recipients in a header of its own.
     failed = [a for v in msg.get_all("X-Failed-Recipients", []) for a in _ADDRESS.findall(str(v))]
     if failed:
-        return tuple(_recipient(a, _context(text, a), temporary) for a in dict.fromkeys(failed))
+        return tuple(_recipient(a, text, temporary, len(set(failed)) == 1) for a in dict.fromkeys(failed))
     flufl_temporary, flufl_permanent = _flufl_failures(msg)
-    found = [(a.decode(errors="replace"), False) for a in flufl_permanent]
-    found += [(a.decode(errors="replace"), True) for a in flufl_temporary]
-    # flufl.bounce answers sets; report them in the order the notice names them.
-    found.sort(key=lambda item: (text.lower().find(item[0].lower()) % (len(text) + 1), item[0]))
+    found = {a.decode(errors="replace").strip("."): False for a in flufl_permanent}
+    found |= {a.decode(errors="replace").strip("."): True for a in flufl_temporary}
     if found:
-        return tuple(_recipient(a, _context(text, a), temporary or temp) for a, temp in found)
+        # flufl.bounce reads one recipient of a notice that names each in its own sentence.
+        own = _own_addresses(msg)
+        known = {a.lower() for a in found}
+        found |= {a: False for a in sentence_recipients(text) if a.lower() not in known and _is_recipient(a, own)}
+        # flufl.bounce answers sets; report them in the order the notice names them.
+        ordered = sorted(found.items(), key=lambda item: (text.lower().find(item[0].lower()) % (len(text) + 1),
+                                                          item[0]))
+        return tuple(_recipient(a, text, temporary or temp, len(ordered) == 1) for a, temp in ordered)
     if inline := _inline_dsn(text):
         return inline
     own = _own_addresses(msg)
-    addresses = (recipient_lines(text, lambda a: _is_recipient(a, own)) or _scan_text(text, own)
-                 or _original_recipients(msg))
-    single = len(addresses) == 1
-    return tuple(_recipient(a, text if single else _context(text, a), temporary) for a in addresses)
+    addresses = (recipient_lines(text, lambda a: _is_recipient(a, own))
+                 or [a for a in sentence_recipients(text) if _is_recipient(a, own)]
+                 or _scan_text(text, own) or _original_recipients(msg))
+    return tuple(_recipient(a, text, temporary, len(addresses) == 1) for a in addresses)
 
 
 def read_ses_notification(msg: Message) -> tuple[str, BounceReport] | None:

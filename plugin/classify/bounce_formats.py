@@ -29,9 +29,19 @@ RECIPIENT_LINES: tuple[RecipientLine, ...] = (
                          rf"undeliverable to)\s*:?\s*<?({_ADDR})>?\s*$", re.I)),
     # sendmail transcripts: "550 5.1.1 <user@example.jp>... User unknown".
     ("sendmail", re.compile(rf"^\s*(?:[45]\d\d[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}}\s+)?)?<({_ADDR})>\.\.\.\s", re.I)),
+    # Site-specific notices: "Recipient: user@example.jp", "Recipient address: <user@example.jp>".
+    ("recipient-field", re.compile(rf"^\s*(?:original |final |failed )?recipient(?:\(s\))?(?: address)?\s*:\s*<?({_ADDR})>?",
+                                   re.I)),
     # Exim, Gmail, Domino, Lotus Notes and most others: the address alone on an indented line.
     ("indented", re.compile(rf"^\s+<?({_ADDR})>?\s*$")),
 )
+
+# Notices that name the recipient in a sentence: "Your message could not be delivered to x.",
+# "The message you sent to x has been postponed", "Delivery to x failed".
+_SENTENCE_RECIPIENT = re.compile(
+    rf"(?:could ?n[o']t be delivered to|not be delivered to|undeliverable to|failed to deliver to"
+    rf"|message (?:you sent |sent )?to|delivery to|unable to deliver (?:your message )?to)\s*:?\s*<?({_ADDR})>?",
+    re.I)
 
 # RFC 3464 fields copied into a text body (unknown MTA #5, flattened reports): one block per recipient.
 _INLINE_FINAL_RECIPIENT = re.compile(rf"^\s*Final-Recipient:\s*(?:[\w-]+\s*;\s*)?<?({_ADDR})>?", re.I | re.M)
@@ -48,6 +58,14 @@ def recipient_lines(text: str, keep: Callable[[str], bool]) -> list[str]:
             if (match := pattern.match(line)) and keep(match.group(1)):
                 found.setdefault(match.group(1).lower(), match.group(1))
                 break
+    return list(found.values())
+
+
+def sentence_recipients(text: str) -> list[str]:
+    """Addresses that a notice names in a sentence about their delivery, in order, once each."""
+    found: dict[str, str] = {}
+    for match in _SENTENCE_RECIPIENT.finditer(text):
+        found.setdefault(match.group(1).lower(), match.group(1))
     return list(found.values())
 
 

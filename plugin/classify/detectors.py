@@ -23,6 +23,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"failed|has failed|notification|problem|report)|returned mail|return(?:ed)? to sender|failure notice|"
     r"mail delivery failed|delivery error|could not (?:be )?(?:sent|delivered)|error sending your mail|"
     r"mail system error|delivery status|message not delivered|warning: could not send|"
+    r"delivery (?:delayed|postponed|deferred)|delayed (?:mail|delivery)|(?:mail|message) delivery postponed|"
     r"不達|配信(?:不能|エラー|失敗|できません)|送信(?:エラー|できません)|エラーメール|届きません",
     re.I)
 _BARE_DAEMON = re.compile(r"^\W*(?:mailer[-_ ]?daemon|mail delivery (?:system|subsystem))\W*(?:<>)?$", re.I)
