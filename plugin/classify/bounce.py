@@ -5,6 +5,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 
@@ -12,6 +13,7 @@ from flufl.bounce import all_failures
 
 from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines, sentence_recipients
 from plugin.parse.charsets import decode_text
+from plugin.parse.html_text import html_to_text
 from plugin.domain import BounceRecipient, BounceReport
 
 log = logging.getLogger(__name__)
@@ -25,17 +27,18 @@ _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text
 _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",
                    "message/rfc822-headers", "text/rfc822-header")
 
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# An address starts where its local part starts, so a long run of such characters is scanned once.
+_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]++@[\w-]++(?:\.[\w-]++)+", re.UNICODE)
 # RFC 3463 enhanced status codes ("5.1.1", qmail's "#5.1.1"); never part of an IP address.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 # RFC 5321 reply codes at the start of a reply ("550 ", "550-", "550:").
 _REPLY_CODE = re.compile(r"(?<![\w.#-])([245])\d\d(?=[\s:-]|$)")
 _HEADER_LINE = re.compile(r"^[\w-]+:\s")
-_MESSAGE_ID = re.compile(r"^\s*Message-I[Dd]:\s*<?([^\s<>]+@[^\s<>]+)>?", re.M)
+_MESSAGE_ID = re.compile(r"^[ \t]*Message-I[Dd]:[ \t]*<?([^\s<>]+@[^\s<>]+)>?", re.M)
 
 # Where MTAs start quoting the returned message; nothing below names a failed recipient.
 _QUOTE_START = re.compile(
-    r"^\s*(?:[-=_*]{2,}.*\b(?:original|returned|unsent|undelivered|copy of|headers?|message follows|"
+    r"^\s*+(?:[-=_*]{2,}+.*\b(?:original|returned|unsent|undelivered|copy of|headers?|message follows|"
     r"message text|rejected message)\b"
     r"|.*\bbelow this line is a copy\b|.*\bbelow is a copy of\b|message headers follow"
     r"|original mail as follows|your message reads\b"
@@ -197,7 +200,7 @@ def notice_text(msg: Message) -> str:
         if ctype == "text/html":
             if any(p.get_content_type() == "text/plain" for p in _own_parts(msg)):
                 continue
-            text = re.sub(r"<[^>]+>", " ", re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", text))
+            text = html_to_text(text)
         lines = []
         for line in text.replace("\r\n", "\n").split("\n"):
             if _QUOTE_START.match(line):
@@ -257,22 +260,46 @@ def _own_addresses(msg: Message) -> set[str]:
     return {a.lower() for name in names for v in msg.get_all(name, []) for a in _ADDRESS.findall(str(v))}
 
 
-def _recipient(address: str, text: str, temporary: bool, alone: bool = False) -> BounceRecipient:
+@dataclass(frozen=True, slots=True)
+class _Notice:
+    """A notice's text as lines, and the first line that names each address in it."""
+
+    text: str
+    lines: tuple[str, ...]
+    first_line: dict[str, int]
+    first_offset: dict[str, int]  # where in the text, for the order of a set of addresses
+
+    @classmethod
+    def of(cls, text: str) -> _Notice:
+        lines = tuple(text.split("\n"))
+        first_line: dict[str, int] = {}
+        first_offset: dict[str, int] = {}
+        offset = 0
+        for index, line in enumerate(lines):
+            for match in _ADDRESS.finditer(line):
+                for key in (match.group().lower(), match.group().lower().strip(".")):
+                    first_line.setdefault(key, index)
+                    first_offset.setdefault(key, offset + match.start())
+            offset += len(line) + 1
+        return cls(text, lines, first_line, first_offset)
+
+
+def _recipient(address: str, notice: _Notice, temporary: bool, alone: bool = False) -> BounceRecipient:
     """A recipient of a plain-text notice with its own status and whether it was given up: its
     own lines decide, else the nearest heading above it, else the notice as a whole (which is
     all about it when it is the only recipient)."""
-    lines = text.split("\n")
-    key = address.lower()
-    at = next((i for i, line in enumerate(lines) if key in line.lower()), None)
+    lines = notice.lines
+    at = notice.first_line.get(address.lower())
     if at is None:
-        return BounceRecipient(address, _status(text), not temporary)
+        return BounceRecipient(address, _status(notice.text), not temporary)
     own = [lines[at]]
     for line in lines[at + 1:at + 8]:
         if not line.strip() or _ADDRESS.search(line) and not _STATUS.search(line):
             break
         own.append(line)
     block = "\n".join(own)
-    status = _status(block) or _status(text if alone else _context(text, address))
+    context = notice.text if alone else "\n".join(lines[at:at + 8])
+    status = _status(block) or _status(context)
     verdict = _given_up(block)
     for line in reversed(lines[max(0, at - 12):at]):
         if verdict is not None:
@@ -290,15 +317,6 @@ def _given_up(text: str) -> bool | None:
     if _TEMPORARY_TEXT.search(text):
         return False
     return True if _PERMANENT_TEXT.search(text) else None
-
-
-def _context(text: str, address: str) -> str:
-    """The diagnostic around an address: its line and the few lines after it."""
-    at = text.lower().find(address.lower())
-    if at < 0:
-        return text
-    start = text.rfind("\n", 0, at) + 1
-    return text[start:at + 400]
 
 
 def _is_recipient(address: str, exclude: set[str]) -> bool:
@@ -330,7 +348,7 @@ def _scan_text(text: str, exclude: set[str]) -> list[str]:
 
 
 # An SMTP reply as MTAs quote it ("550 ", "<<< 550-", "said: 550", "[SMTP Error Code 550]").
-_TRANSCRIPT_REPLY = re.compile(r"^\s*(?:<<<\s*)?[45]\d\d[ -]|\bsaid:\s*[45]\d\d\b|error code:?\s*[45]\d\d\b",
+_TRANSCRIPT_REPLY = re.compile(r"^[ \t]*(?:<<<[ \t]*)?[45]\d\d[ -]|\bsaid:\s*[45]\d\d\b|error code:?\s*[45]\d\d\b",
                                re.M | re.I)
 
 
@@ -358,11 +376,12 @@ def _flufl_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
 def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
     """Failed recipients of a bounce without delivery-status part, read from its notice text."""
     text = notice_text(msg)
+    notice = _Notice.of(text)
     temporary = bool(_TEMPORARY_TEXT.search(text) or _TEMPORARY_TEXT.search(str(msg.get("Subject", ""))))
     # Exim names the failed recipients in a header of its own.
-    failed = [a for v in msg.get_all("X-Failed-Recipients", []) for a in _ADDRESS.findall(str(v))]
+    failed = list(dict.fromkeys(a for v in msg.get_all("X-Failed-Recipients", []) for a in _ADDRESS.findall(str(v))))
     if failed:
-        return tuple(_recipient(a, text, temporary, len(set(failed)) == 1) for a in dict.fromkeys(failed))
+        return tuple(_recipient(a, notice, temporary, len(failed) == 1) for a in failed)
     flufl_temporary, flufl_permanent = _flufl_failures(msg)
     found = {a.decode(errors="replace").strip("."): False for a in flufl_permanent}
     found |= {a.decode(errors="replace").strip("."): True for a in flufl_temporary}
@@ -372,16 +391,16 @@ def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
         known = {a.lower() for a in found}
         found |= {a: False for a in sentence_recipients(text) if a.lower() not in known and _is_recipient(a, own)}
         # flufl.bounce answers sets; report them in the order the notice names them.
-        ordered = sorted(found.items(), key=lambda item: (text.lower().find(item[0].lower()) % (len(text) + 1),
+        ordered = sorted(found.items(), key=lambda item: (notice.first_offset.get(item[0].lower(), len(text)),
                                                           item[0]))
-        return tuple(_recipient(a, text, temporary or temp, len(ordered) == 1) for a, temp in ordered)
+        return tuple(_recipient(a, notice, temporary or temp, len(ordered) == 1) for a, temp in ordered)
     if inline := _inline_dsn(text):
         return inline
     own = _own_addresses(msg)
     addresses = (recipient_lines(text, lambda a: _is_recipient(a, own))
                  or [a for a in sentence_recipients(text) if _is_recipient(a, own)]
                  or _scan_text(text, own) or _original_recipients(msg))
-    return tuple(_recipient(a, text, temporary, len(addresses) == 1) for a in addresses)
+    return tuple(_recipient(a, notice, temporary, len(addresses) == 1) for a in addresses)
 
 
 def read_ses_notification(msg: Message) -> tuple[str, BounceReport] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-_ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
+_ADDR = r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]++@[\w-]++(?:\.[\w-]++)+"
 
 # Each reader names one MTA family's recipient line; a line matching one is a failed recipient.
 RecipientLine = tuple[str, re.Pattern[str]]
@@ -40,14 +40,14 @@ RECIPIENT_LINES: tuple[RecipientLine, ...] = (
 # "The message you sent to x has been postponed", "Delivery to x failed".
 _SENTENCE_RECIPIENT = re.compile(
     rf"(?:could ?n[o']t be delivered to|not be delivered to|undeliverable to|failed to deliver to"
-    rf"|message (?:you sent |sent )?to|delivery to|unable to deliver (?:your message )?to)\s*:?\s*<?({_ADDR})>?",
+    rf"|message (?:you sent |sent )?to|delivery to|unable to deliver (?:your message )?to)\s*+:?\s*+<?({_ADDR})>?",
     re.I)
 
 # RFC 3464 fields copied into a text body (unknown MTA #5, flattened reports): one block per recipient.
-_INLINE_FINAL_RECIPIENT = re.compile(rf"^\s*Final-Recipient:\s*(?:[\w-]+\s*;\s*)?<?({_ADDR})>?", re.I | re.M)
-_INLINE_ACTION = re.compile(r"^\s*Action:\s*([\w-]+)", re.I | re.M)
-_INLINE_STATUS = re.compile(r"^\s*Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.I | re.M)
-_INLINE_DIAGNOSTIC = re.compile(r"^\s*Diagnostic-Code:\s*(.*)", re.I | re.M)
+_INLINE_FINAL_RECIPIENT = re.compile(rf"^[ \t]*Final-Recipient:[ \t]*(?:[\w-]+[ \t]*;[ \t]*)?<?({_ADDR})>?", re.I | re.M)
+_INLINE_ACTION = re.compile(r"^[ \t]*Action:[ \t]*([\w-]+)", re.I | re.M)
+_INLINE_STATUS = re.compile(r"^[ \t]*Status:[ \t]*([245]\.\d{1,3}\.\d{1,3})", re.I | re.M)
+_INLINE_DIAGNOSTIC = re.compile(r"^[ \t]*Diagnostic-Code:[ \t]*(.*)", re.I | re.M)
 
 
 def recipient_lines(text: str, keep: Callable[[str], bool]) -> list[str]:

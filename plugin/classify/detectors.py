@@ -133,6 +133,8 @@ def detect_mta_bounce(mail: InboundMail, own_domains: frozenset[str]) -> Verdict
     subject = mail.subject.strip()
     # A person replying to or forwarding a bounce writes "Re:"/"Fwd:" before its subject.
     bounce_subject = bool(_BOUNCE_SUBJECT.search(subject)) and strip_reply_prefix(subject) == subject
+    if not (machine_sender or bounce_subject):
+        return None  # reading the notice text could not make it a bounce
     notice = looks_like_notice(mail.message)
     # A person may write that their mail was not delivered; only an MTA adds status codes or the original.
     if not (machine_sender and (bounce_subject or notice)

@@ -19,7 +19,6 @@ from plugin.parse.mime import UU_BLOCK, Part, parse_mail_entity, transfer_decode
 
 _UNKNOWN_REF = MailRef(link_id=0, uid="")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HTML_TAG = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>|<[^>]*>")
 _TEXT_BODY = frozenset(("text/plain", "text/html"))
 _EXTENSIONS = {"message/rfc822": ".eml", "message/global": ".eml", "message/delivery-status": ".txt",
                "message/global-delivery-status": ".txt", "message/disposition-notification": ".txt",
@@ -30,11 +29,18 @@ _FILE_NAME = re.compile(r"[\w\-. ]{1,200}\.[A-Za-z0-9]{1,5}")
 _MIME_TYPES = mimetypes.MimeTypes(filenames=())  # built-in table only: same names on every host
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Html:
-    """An HTML body kept as markup until it is chosen: converting HTML is the slow step."""
+    """An HTML body kept as markup until its text is needed: converting HTML is the slow step."""
 
     markup: str
+    converted: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self.converted is None:
+            self.converted = html_to_text(self.markup)
+        return self.converted
 
 
 @dataclass(slots=True)
@@ -170,12 +176,16 @@ def _walk_alternative(part: Part, found: _Found) -> None:
 
 def _says_less(plain: _Found, rich: _Found) -> bool:
     """A plain part that is empty or a stub ("view this mail in a browser") beside a full HTML one."""
-    return _word_count(plain.texts) * 3 < _word_count(rich.texts)
+    words = _word_count(plain.texts)
+    # The markup's whitespace-separated pieces bound its words from above: most plain parts
+    # say enough without the HTML being read at all.
+    if words * 3 >= sum(len(t.markup.split()) if isinstance(t, _Html) else len(t.split()) for t in rich.texts):
+        return False
+    return words * 3 < _word_count(rich.texts)
 
 
 def _word_count(texts: list[str | _Html]) -> int:
-    """Words in body pieces; HTML is counted with its tags cut out, without converting it."""
-    return sum(len((_HTML_TAG.sub(" ", t.markup) if isinstance(t, _Html) else t).split()) for t in texts)
+    return sum(len((t.text if isinstance(t, _Html) else t).split()) for t in texts)
 
 
 def _is_html_file(part: Part, found: _Found, parent_type: str) -> bool:
@@ -187,7 +197,7 @@ def _is_html_file(part: Part, found: _Found, parent_type: str) -> bool:
 
 
 def _plain(text: str | _Html) -> str:
-    return html_to_text(text.markup) if isinstance(text, _Html) else text
+    return text.text if isinstance(text, _Html) else text
 
 
 def _is_body(part: Part) -> bool:

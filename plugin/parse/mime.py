@@ -86,9 +86,13 @@ def parse_entity(data: bytes, depth: int, default_type: str = "text/plain",
 
 def header_bounds(data: bytes, start: int = 0) -> tuple[int, int]:
     """Where the header section from start ends and the body starts (RFC 5322 section 2.1)."""
+    return _bounds(data, start, _BLANK_LINE.search(data, start))
+
+
+def _bounds(data: bytes, start: int, match: re.Match[bytes] | None) -> tuple[int, int]:
+    """header_bounds with the first blank line from start (None: there is none) found already."""
     if data[start:start + 1] in (b"\n", b"\r"):
         return start, start + (2 if data.startswith(b"\r\n", start) else 1)
-    match = _BLANK_LINE.search(data, start)
     end = match.start() if match else len(data)
     position = start
     while position < end:
@@ -157,9 +161,9 @@ def _first_lines(data: bytes, count: int) -> Iterator[tuple[int, int]]:
 def _header_end_with_lost_folds(data: bytes, start: int) -> tuple[int, int, set[tuple[int, int]]]:
     """header_bounds from start, going on past lines that are no field when a known field follows
     within a few lines before the blank line: those lines are folds that lost their whitespace."""
-    header_end, body_start = header_bounds(data, start)
-    folds: set[tuple[int, int]] = set()
     blank = _BLANK_LINE.search(data, start)
+    header_end, body_start = _bounds(data, start, blank)
+    folds: set[tuple[int, int]] = set()
     limit = blank.start() if blank else len(data)
     while header_end < limit and header_end > start and not data.startswith(b"From ", header_end):
         pending = []
@@ -172,7 +176,7 @@ def _header_end_with_lost_folds(data: bytes, start: int) -> tuple[int, int, set[
         if position >= limit or not pending or not _KNOWN_FIELD.match(data, position):
             break
         folds.update(pending)
-        header_end, body_start = header_bounds(data, position)
+        header_end, body_start = _bounds(data, position, blank)
     return header_end, body_start, folds
 
 
