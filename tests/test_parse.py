@@ -590,3 +590,37 @@ def test_html_file_beside_a_text_body_is_an_attachment() -> None:
     assert parsed.body_text == "The portal shows the page attached when I log in."
     assert [(a.filename, a.content_type) for a in parsed.attachments] == [("attachment-1.html", "text/html")]
     assert b"Internal Server Error" in parsed.attachments[0].data
+
+
+# --- one HTML reader, linear in its input -------------------------------------------------------
+
+@pytest.mark.parametrize("markup, text", [
+    ("<div>" * 150_000 + "deep" + "</div>" * 150_000, "deep"),  # 1.4 MB of nested elements
+    ("<div>a" * 170_000, "a\na\na"),  # never closed
+    ("<b>x</b>" + "<a " * 300_000, "x"),  # tags that never end
+    ("<p>a" + " " * 50_000 + "b</p>", "a b"),
+    ("<p>x</p><!--" + "y" * 1_000_000, "x"),
+])
+def test_html_tag_soup_is_read_in_linear_time(markup: str, text: str) -> None:
+    data = b"From: a@example.com\nContent-Type: text/html; charset=utf-8\n\n" + markup.encode()
+    started = time.perf_counter()
+    parsed = parse_bytes(data)
+    assert time.perf_counter() - started < 3.0
+    assert parsed.body_text.startswith(text)
+
+
+def test_html_body_text_keeps_entities_lists_links_and_outlook_lines() -> None:
+    markup = ('<html><head><style>p{color:red}</style><title>t</title></head><body>'
+              '<p class=MsoNormal>Hello &amp; welcome,<o:p></o:p></p><p class=MsoNormal>second line</p>'
+              '<ul><li>one</li><li>two</li></ul><p>See <a href="https://example.com/x">the page</a>.</p>'
+              '<script>alert(1)</script><!--[if mso]>hidden<![endif]--></body></html>')
+    data = b"From: a@example.com\nContent-Type: text/html; charset=utf-8\n\n" + markup.encode()
+    assert parse_bytes(data).body_text == ("Hello & welcome,\nsecond line\n\n- one\n- two\n\n"
+                                           "See the page <https://example.com/x>.")
+
+
+def test_many_folds_without_whitespace_are_read_in_linear_time() -> None:
+    data = b"From: a@example.com\nTo: b@example.com,\n" + b"c@example.com\nX-A: 1\n" * 20_000 + b"\nbody\n"
+    started = time.perf_counter()
+    assert parse_bytes(data).body_text == "body"
+    assert time.perf_counter() - started < 2.0

@@ -455,3 +455,15 @@ def test_email_reply_parser_corpus_reply(case: CorpusCase) -> None:
             assert found
         elif pattern["index"] < len(hidden) and hidden[pattern["index"]]:
             assert not found
+
+
+@pytest.mark.parametrize("text, html", [
+    ("Hi" + " " * 50_000 + "there\n\nOn" + " " * 50_000 + "wrote:\n> q\n", None),
+    ("-" * 50_000 + "\nSent from my" + " " * 50_000 + "x\n", None),
+    ("", "<div>" * 150_000 + "Thanks" + "</div>" * 150_000),
+    ("", "<p>Thanks</p>" + "<blockquote>" * 100_000),
+])
+def test_reply_text_is_linear_in_long_lines_and_deep_html(text: str, html: str | None) -> None:
+    started = time.perf_counter()
+    reply_text(text, html)
+    assert time.perf_counter() - started < 3.0

@@ -25,6 +25,9 @@ _DATA_URI = re.compile(r"""(["'])\s*data:[^"']*\1""", re.I)
 # Jira keeps 32,767 characters of a description; a longer HTML body is a newsletter archive or
 # an attack. libxml2 reads tag soup in linear time, nested elements to any depth (huge_tree).
 _MAX_HTML_CHARS = 1_000_000
+# Quote marks written for nested <blockquote>; deeper levels read as this deep (no mail nests more,
+# and a prefix as long as the depth would make the text grow with the square of the input).
+_MAX_QUOTE_MARKS = 10
 # Characters that libxml2 refuses in text (XML 1.0 section 2.2); mail has them as junk.
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -198,7 +201,7 @@ class _TextBuilder:
             self.line = self.line.rstrip() + f" <{target}>"
 
     def _quote_prefix(self) -> str:
-        return ">" * self.quote_depth if self.quote_marks else ""
+        return ">" * min(self.quote_depth, _MAX_QUOTE_MARKS) if self.quote_marks else ""
 
     def _break(self, blank: bool) -> None:
         self._flush()
