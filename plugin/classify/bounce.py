@@ -12,9 +12,9 @@ from email.parser import HeaderParser
 from flufl.bounce import all_failures
 
 from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines, sentence_recipients
+from plugin.domain import BounceRecipient, BounceReport
 from plugin.parse.charsets import decode_text
 from plugin.parse.html_text import html_to_text
-from plugin.domain import BounceRecipient, BounceReport
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs each of its detectors at INFO for every message, and a detector that trips over
@@ -34,7 +34,7 @@ _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 # RFC 5321 reply codes at the start of a reply ("550 ", "550-", "550:").
 _REPLY_CODE = re.compile(r"(?<![\w.#-])([245])\d\d(?=[\s:-]|$)")
 _HEADER_LINE = re.compile(r"^[\w-]+:\s")
-_MESSAGE_ID = re.compile(r"^[ \t]*Message-I[Dd]:[ \t]*<?([^\s<>]+@[^\s<>]+)>?", re.M)
+_MESSAGE_ID = re.compile(r"^[ \t]*Message-I[Dd]:[ \t]*<?([^\s<>]+@[^\s<>]+)>?", re.MULTILINE)
 
 # Where MTAs start quoting the returned message; nothing below names a failed recipient.
 _QUOTE_START = re.compile(
@@ -45,24 +45,24 @@ _QUOTE_START = re.compile(
     r"|the original message (?:headers?|text) (?:is|are|follows?)"
     r"|(?:received|return-path|dkim-signature|domainkey-signature|x-original-to|delivered-to"
     r"|mime-version):\s)",
-    re.I)
+    re.IGNORECASE)
 # Lines naming the sender or the message, not a failed recipient.
 _NOT_RECIPIENT_LINE = re.compile(
     r"\b(?:from|sender|return-path|reply-to|envelope-from|message-?id|references|in-reply-to|"
     r"original sender|postmaster|x-postfix-sender)\b\s*[:=(<]|\bmail from\b|\bfrom\s+<|\bfrom\s+\S+@|"
-    r"\bcontact\b|\bwrite to\b|\bsend (?:e-?mail|mail|a message) to\b", re.I)
-_DAEMON_LOCAL_PART = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|double-bounce|mdaemon)$", re.I)
+    r"\bcontact\b|\bwrite to\b|\bsend (?:e-?mail|mail|a message) to\b", re.IGNORECASE)
+_DAEMON_LOCAL_PART = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|double-bounce|mdaemon)$", re.IGNORECASE)
 _TEMPORARY_TEXT = re.compile(
     r"\b(?:delay(?:ed)?|has not yet been delivered|will (?:continue to )?(?:be )?retr(?:y|ied)|"
     r"will keep trying|still (?:be )?trying|warning: message|postponed|deferred|"
     r"will continue (?:trying|to try|to attempt)|will (?:be )?re-?attempt(?:ed)?|try again later|"
-    r"(?:do|need) not (?:need to )?resend|temporar(?:y|ily) (?:failure|error|unavailable|rejected))\b", re.I)
+    r"(?:do|need) not (?:need to )?resend|temporar(?:y|ily) (?:failure|error|unavailable|rejected))\b", re.IGNORECASE)
 # What a notice says of a recipient it gave up on.
 _PERMANENT_TEXT = re.compile(
     r"failed permanently|permanent(?:ly)? (?:failure|error|fatal)|could ?n[o']t be delivered|"
     r"does(?: not|n't) exist|user unknown|unknown (?:user|recipient)|no such (?:user|mailbox|recipient)|"
     r"undeliverable|(?:was|has been) rejected|giving up|gave up|retry timeout exceeded|"
-    r"could not be reached|cannot be reached", re.I)
+    r"could not be reached|cannot be reached", re.IGNORECASE)
 
 _FAILURE_TEXT = re.compile(
     r"could ?n[o']t be delivered|non-?delivery report|(?:could not|cannot) be reached|"
@@ -72,7 +72,7 @@ _FAILURE_TEXT = re.compile(
     r"permanent(?:ly)? (?:error|fatal)|following (?:address|recipient)|returned to sender|user unknown|"
     r"mailbox unavailable|error (?:delivering|sending)|(?:was|were) rejected|rejected by|"
     r"配信できません|届きませんでした|送信できませんでした|宛先(?:不明|が見つかりません)",
-    re.I)
+    re.IGNORECASE)
 
 # Diagnostic phrases of RFC 3463 classes, for bounces that give neither status nor reply code.
 _DIAGNOSTIC_STATUS = (
@@ -81,12 +81,12 @@ _DIAGNOSTIC_STATUS = (
                 r"not (?:a )?(?:valid|known) (?:user|recipient|mailbox)|no mailbox|unknown recipient|"
                 r"user not found|addressee unknown|account (?:has been )?disabled|"
                 # Lotus Notes / Domino directory misses, Exchange 2003's "Unknown Recipient".
-                r"not listed in (?:public name|domino directory)|name is not recognized", re.I), "5.1.1"),
-    (re.compile(r"host unknown|domain not found|unrouteable|no mx|name server|dns", re.I), "5.1.2"),
-    (re.compile(r"mailbox (?:is )?full|full mailbox|quota|exceeded|over ?quota|insufficient|storage", re.I), "5.2.2"),
-    (re.compile(r"too (?:large|big)|size limit|message size", re.I), "5.3.4"),
-    (re.compile(r"spam|blocked|blacklist|block ?list|policy|denied|refused|rejected", re.I), "5.7.1"),
-    (re.compile(r"giving up|retry time|could not deliver for|timed? ?out|expired|too long", re.I), "4.4.7"),
+                r"not listed in (?:public name|domino directory)|name is not recognized", re.IGNORECASE), "5.1.1"),
+    (re.compile(r"host unknown|domain not found|unrouteable|no mx|name server|dns", re.IGNORECASE), "5.1.2"),
+    (re.compile(r"mailbox (?:is )?full|full mailbox|quota|exceeded|over ?quota|insufficient|storage", re.IGNORECASE), "5.2.2"),
+    (re.compile(r"too (?:large|big)|size limit|message size", re.IGNORECASE), "5.3.4"),
+    (re.compile(r"spam|blocked|blacklist|block ?list|policy|denied|refused|rejected", re.IGNORECASE), "5.7.1"),
+    (re.compile(r"giving up|retry time|could not deliver for|timed? ?out|expired|too long", re.IGNORECASE), "4.4.7"),
 )
 
 
@@ -111,7 +111,7 @@ def _permanent(status: str | None, action: str) -> bool:
     """
     if action.startswith(("fail", "error")):
         return True
-    if action.startswith("delayed") or action.startswith(tuple(SUCCESS_ACTIONS)):
+    if action.startswith(("delayed", *SUCCESS_ACTIONS)):
         return False
     return status is None or status.startswith("5")
 
@@ -184,7 +184,8 @@ def _own_parts(msg: Message) -> Iterator[Message]:
     """Leaf parts of the bounce itself, not descending into a returned message."""
     if msg.is_multipart() and msg.get_content_maintype() == "multipart":
         for sub in msg.get_payload():
-            yield from _own_parts(sub)
+            if isinstance(sub, Message):
+                yield from _own_parts(sub)
     else:
         yield msg
 
@@ -349,7 +350,7 @@ def _scan_text(text: str, exclude: set[str]) -> list[str]:
 
 # An SMTP reply as MTAs quote it ("550 ", "<<< 550-", "said: 550", "[SMTP Error Code 550]").
 _TRANSCRIPT_REPLY = re.compile(r"^[ \t]*(?:<<<[ \t]*)?[45]\d\d[ -]|\bsaid:\s*[45]\d\d\b|error code:?\s*[45]\d\d\b",
-                               re.M | re.I)
+                               re.MULTILINE | re.IGNORECASE)
 
 
 def looks_machine_written(msg: Message) -> bool:
@@ -367,7 +368,7 @@ def _flufl_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
     """flufl.bounce's (temporary, permanent) failed recipients; none when its detectors cannot read the mail."""
     try:
         return all_failures(msg)
-    except Exception as exc:  # its detectors assume sane headers (a str From holding an address)
+    except Exception as exc:  # noqa: BLE001 - its detectors assume sane headers and raise anything
         log.debug("flufl.bounce could not read a damaged notice (%s: %s); reading it ourselves",
                   type(exc).__name__, exc)
         return frozenset(), frozenset()

@@ -40,7 +40,7 @@ def _newcomers(mail: InboundMail, known: frozenset[str]) -> list[Address]:
     """The sender and Cc'd people who are not yet on the request, each once."""
     seen = {a.lower() for a in known}
     people = []
-    for person in (mail.sender, *mail.cc):
+    for person in (*((mail.sender,) if mail.sender else ()), *mail.cc):
         key = person.address.lower()
         if key not in seen:
             seen.add(key)

@@ -17,7 +17,7 @@ def description_from(body_text: str) -> tuple[str, Attachment | None]:
         return description, None
     note = _TRUNCATION_NOTE.format(name=FULL_BODY_FILENAME)
     cut = description[:JIRA_TEXT_FIELD_LIMIT - len(note)]
-    cut = cut[:-1] if cut.endswith("\\") else cut  # never leave half an escape
+    cut = cut.removesuffix("\\")  # never leave half an escape
     full = Attachment(FULL_BODY_FILENAME, "text/plain; charset=utf-8", text.encode("utf-8"))
     return cut + note, full
 

@@ -81,7 +81,7 @@ _LABEL_SPELLINGS = (
     (re.compile(r"^koi8(\w)$"), r"koi8_\1"),
 )
 ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import email.utils
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 
-from plugin.parse.charsets import decode_header_bytes, decode_words
 from plugin.domain import Address
+from plugin.parse.charsets import decode_header_bytes, decode_words
 
 FOLDED_LINE_BREAK = re.compile(r"\r?\n(?=[ \t])")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
@@ -115,8 +115,9 @@ def _tokens(value: str) -> list[tuple[str, str]]:
             position += 1
         else:
             atom = _ATOM.match(value, position)
-            tokens.append(("atom", atom.group()))
-            position = atom.end()
+            end = atom.end() if atom else position + 1  # _ATOM takes every character not handled above
+            tokens.append(("atom", value[position:end]))
+            position = end
     return tokens
 
 
@@ -216,4 +217,4 @@ def date_of(value: str | None) -> datetime | None:
         parsed = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

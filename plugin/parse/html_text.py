@@ -21,7 +21,7 @@ _INVISIBLE = str.maketrans({"\u00a0": " ", "\u200b": None, "\u200c": None, "\u20
                             "\ufeff": None, "\u00ad": None})
 _BLANK_RUNS = re.compile(r"\n{3,}")
 # Pasted pictures arrive as data: URIs (RFC 2397) megabytes long; they carry no text.
-_DATA_URI = re.compile(r"""(["'])\s*data:[^"']*\1""", re.I)
+_DATA_URI = re.compile(r"""(["'])\s*data:[^"']*\1""", re.IGNORECASE)
 # Jira keeps 32,767 characters of a description; a longer HTML body is a newsletter archive or
 # an attack. libxml2 reads tag soup in linear time, nested elements to any depth (huge_tree).
 _MAX_HTML_CHARS = 1_000_000

@@ -11,8 +11,7 @@ from email.message import Message
 
 from plugin.domain import Address, Attachment, InboundMail, MailRef, RawMail, ThreadHeaders
 from plugin.errors import MailRejected, RejectReason
-from plugin.parse.charsets import (ENCODED_WORD, charset_from_html, decode_body_with_hint, decode_text,
-                                   decode_words)
+from plugin.parse.charsets import ENCODED_WORD, charset_from_html, decode_body_with_hint, decode_text, decode_words
 from plugin.parse.headers import FOLDED_LINE_BREAK, Headers, date_of, message_id_of, message_ids_of
 from plugin.parse.html_text import html_to_text
 from plugin.parse.mime import UU_BLOCK, Part, parse_mail_entity, transfer_decode, uudecode
@@ -249,12 +248,12 @@ def _file_headers(filename: str) -> Message:
 
 def _unflow(text: str, delete_space: bool) -> str:
     """Join RFC 3676 soft line breaks (a line ending in a space continues on the next line)."""
-    lines: list[str] = []
+    lines: list[tuple[int, str]] = []
     joining = False
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
         content = line[depth:]
-        content = content[1:] if content.startswith(" ") else content  # RFC 3676 space-stuffing
+        content = content.removeprefix(" ")  # RFC 3676 space-stuffing
         if joining and lines and lines[-1][0] == depth:
             lines[-1] = (depth, lines[-1][1] + content)
         else:
@@ -353,4 +352,4 @@ def _generated_name(part: Part, index: int) -> str:
     return "forwarded-message.eml" if part.inner is not None else f"attachment-{index}{extension}"
 
 
-__all__ = ["parse_bytes", "parse_mail", "MailRejected", "RejectReason"]
+__all__ = ["MailRejected", "RejectReason", "parse_bytes", "parse_mail"]

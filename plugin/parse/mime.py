@@ -18,17 +18,17 @@ _KNOWN_FIELD = re.compile(
     rb"(?:from|to|cc|bcc|subject|date|sender|reply-to|return-path|message-id|in-reply-to|references"
     rb"|mime-version|content-[a-z-]+|received|delivered-to|envelope-to|resent-[a-z-]+|x-[\x21-\x39\x3b-\x7e]+"
     rb"|thread-index|thread-topic|importance|priority|organization|user-agent|list-[a-z-]+|precedence"
-    rb"|auto-submitted|dkim-signature|authentication-results|arc-[a-z-]+|received-spf)[ \t]*:", re.I)
+    rb"|auto-submitted|dkim-signature|authentication-results|arc-[a-z-]+|received-spf)[ \t]*:", re.IGNORECASE)
 # Fields that only a mail's own header section has (RFC 5322 section 3.6).
-_MAIL_FIELD = re.compile(rb"(?:from|to|subject|date|sender|message-id|received|return-path)[ \t]*:", re.I)
+_MAIL_FIELD = re.compile(rb"(?:from|to|subject|date|sender|message-id|received|return-path)[ \t]*:", re.IGNORECASE)
 _MAX_JUNK_LINES = 8  # forwarding banners and saved-mail prefixes above the header block
 _LF = b"\n"
 _MAX_LOST_FOLDS = 3  # unfolded lines in a row that a later field still proves to be header text
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_GUESSED_BOUNDARY = re.compile(rb"^--([\x21-\x7e][\x20-\x7e]{0,69}?)[ \t]*\r?$", re.M)
+_GUESSED_BOUNDARY = re.compile(rb"^--([\x21-\x7e][\x20-\x7e]{0,69}?)[ \t]*\r?$", re.MULTILINE)
 _QP_PADDED_BREAK = re.compile(rb"=[ \t]+(?=\n)")
 # POSIX uuencode (IEEE Std 1003.1, uuencode): "begin MODE NAME", encoded lines, "end".
-UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\n(.*?)^end[ \t]*$\n?", re.M | re.S)
+UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\n(.*?)^end[ \t]*$\n?", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +166,7 @@ def _header_end_with_lost_folds(data: bytes, start: int) -> tuple[int, int, set[
     folds: set[tuple[int, int]] = set()
     limit = blank.start() if blank else len(data)
     while header_end < limit and header_end > start and not data.startswith(b"From ", header_end):
-        pending = []
+        pending: list[tuple[int, int]] = []
         position = header_end
         while position < limit and len(pending) < _MAX_LOST_FOLDS and not _HEADER_LINE.match(data, position):
             line_end = data.find(b"\n", position, limit)

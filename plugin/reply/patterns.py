@@ -38,12 +38,15 @@ def _keys(keys: tuple[str, ...]) -> str:
 # "From: x", "*From:* x" (bold in text parts made from HTML), "差出人： x".
 # One optional run of spaces on each side of the bold marker, so a long run of spaces
 # cannot be split between two "[ \t]*" in every possible way (quadratic backtracking).
-_KEY_LINE = r"^[ \t]*[*_]{0,2}(?:%s)[ \t]*(?:[*_]{1,2}[ \t]*)?[:：]"
-FROM_LINE = re.compile(_KEY_LINE % _keys(FROM_KEYS), re.IGNORECASE)
-DATE_LINE = re.compile(_KEY_LINE % _keys(DATE_KEYS), re.IGNORECASE)
-HEADER_LINE = re.compile(_KEY_LINE % _keys(FROM_KEYS + OTHER_KEYS), re.IGNORECASE)
+def _key_line(keys: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"^[ \t]*[*_]{0,2}(?:" + _keys(keys) + r")[ \t]*(?:[*_]{1,2}[ \t]*)?[:：]", re.IGNORECASE)
+
+
+FROM_LINE = _key_line(FROM_KEYS)
+DATE_LINE = _key_line(DATE_KEYS)
+HEADER_LINE = _key_line(FROM_KEYS + OTHER_KEYS)
 # Some clients flatten the whole block onto one line: "From: a Sent: b To: c Subject: d".
-INLINE_OTHER_KEY = re.compile(r"[ \t*](?:%s)[ \t]*[*_]{0,2}[:：]" % _keys(OTHER_KEYS), re.IGNORECASE)
+INLINE_OTHER_KEY = re.compile(r"[ \t*](?:" + _keys(OTHER_KEYS) + r")[ \t]*[*_]{0,2}[:：]", re.IGNORECASE)
 
 # "-----Original Message-----" and its translations (Outlook, Yahoo, AOL, Thunderbird).
 ORIGINAL_MESSAGE = re.compile(
@@ -78,16 +81,17 @@ _VERB = (r"wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|e
          r"|napisał\(a\)|napisała|napisał|napsal\(a\)|написал\(а\)|написала|написал|kirjoitti|írta"
          r"|пишет|написав|pisze|yazdı|写道|寫道|のメール|さんは書きました|は書きました|が書きました"
          r"|님이 작성")
-ATTRIBUTION_VERB = re.compile(r"(?:%s)[ \t]*[:：]$" % _VERB, re.IGNORECASE)
+ATTRIBUTION_VERB = re.compile(r"(?:" + _VERB + r")[ \t]*[:：]$", re.IGNORECASE)
 # The same line without its colon ("On ... Bob wrote"), as some clients and re-wrapping leave it.
-BARE_ATTRIBUTION_VERB = re.compile(r"(?<!\w)(?:%s)[ \t]*$" % _VERB, re.IGNORECASE)
+BARE_ATTRIBUTION_VERB = re.compile(r"(?<!\w)(?:" + _VERB + r")[ \t]*$", re.IGNORECASE)
 # Zoho Mail frames the attribution: "---- On Mon, 05 Jan 2026 ... Bob <bob@example.com> wrote ----".
-FRAMED_LINE = re.compile(r"^[ \t]*-{2,}[ \t]?(?P<inner>[^-\n][^\n]*?)[ \t]?-{2,}[ \t]*$")
+# A space before each dash run, so that a long run is scanned once, not from each of its dashes.
+FRAMED_LINE = re.compile(r"^[ \t]*+-{2,}+[ \t](?P<inner>[^-\n][^\n]*?)[ \t]-{2,}+[ \t]*+$")
 # A clock time, which attribution lines carry and sentences rarely do: "09:00", "9.00", "9:00 AM".
 HAS_TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?!\d)")
 # Thunderbird puts the date after the verb or the name after it: "Bob wrote on 05/01/2026 09:00:",
 # "Max schrieb am 05.01.2026:", "Am 05.01.2026 um 09:00 schrieb Max Muster:".
-ATTRIBUTION_VERB_INSIDE = re.compile(r"(?<!\w)(?:%s)(?!\w)[^\n]{1,120}[:：]$" % _VERB, re.IGNORECASE)
+ATTRIBUTION_VERB_INSIDE = re.compile(r"(?<!\w)(?:" + _VERB + r")(?!\w)[^\n]{1,120}[:：]$", re.IGNORECASE)
 # Horde/IMP and other webmails: "Quoting Bob <bob@example.com>:", "Zitat von Max:".
 QUOTING_LINE = re.compile(
     r"^[ \t]*(?:Quoting|Zitat von|Citando|Citation de|Cytuję|Cytat|Citeren) [^\n]{1,200}[:：]$",
@@ -119,7 +123,7 @@ LINK = re.compile(r"[ \t]?(?:<https?://[^>\s]*>|\(https?://[^)\s]*\))")
 _DEVICE_WORD = r"[\w.&'’()®™+-]+"
 _APP = r"[\w .'’&-]{1,40}"
 MOBILE_SIGNATURE = re.compile(
-    r"^(?:Sent (?:wirelessly )?(?:from|via|with|using) (?:my )?%s(?: %s){0,7}"
+    r"^(?:Sent (?:wirelessly )?(?:from|via|with|using) (?:my )?{word}(?: {word}){0,7}"
     r"|Sent on the [\w .&-]{1,40} network with BlackBerry"
     # Carrier phones write a longer line: "Sent via the Samsung Galaxy S9, an AT&T 5G ... smartphone".
     r"|Sent (?:from|via) (?:my |the )?(?:Samsung|Galaxy|Verizon|Sprint|T-Mobile|AT&T|BlackBerry"
@@ -141,6 +145,6 @@ MOBILE_SIGNATURE = re.compile(
     r"|(?:从我的|發自我的|发自我的)[\w .-]{1,30})"
     # K-9 Mail and others add an apology: "... with K-9 Mail. Please excuse my brevity."
     r"(?:[.!]? (?:Please excuse|Excuse|Sorry for)[^\n]{0,60})?"
-    r"[.!]?$".replace("{app}", _APP) % (_DEVICE_WORD, _DEVICE_WORD),
+    r"[.!]?$".replace("{app}", _APP).replace("{word}", _DEVICE_WORD),
     re.IGNORECASE,
 )

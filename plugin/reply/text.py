@@ -6,7 +6,6 @@ from enum import Enum
 from plugin.reply import patterns as qp
 from plugin.reply.html_quotes import visible_text_before_history
 
-
 _MAX_ATTRIBUTION_CHARS = 400
 # Fewer quoted lines than this, with no attribution, are the person's own text (a code line
 # starting with ">", a single quoted phrase); talon draws the same line.
@@ -243,9 +242,7 @@ def _line_kinds(lines: list[str]) -> list[_Kind]:
         if kinds[i] is not _Kind.TEXT:
             continue
         # A lone "From: bob@example.com" above the quote is an attribution too (Hotmail, AOL).
-        if qp.FROM_LINE.match(line) and _quote_follows(lines, i):
-            kinds[i] = _Kind.ATTRIBUTION
-        elif _attribution_left_behind(lines, i):
+        if qp.FROM_LINE.match(line) and _quote_follows(lines, i) or _attribution_left_behind(lines, i):
             kinds[i] = _Kind.ATTRIBUTION
         elif qp.ATTRIBUTION_END.search(line) and _quote_follows(lines, i):
             start = _attribution_start(lines, i)
