@@ -624,3 +624,9 @@ def test_many_folds_without_whitespace_are_read_in_linear_time() -> None:
     started = time.perf_counter()
     assert parse_bytes(data).body_text == "body"
     assert time.perf_counter() - started < 2.0
+
+
+def test_file_names_written_in_the_other_header_are_kept() -> None:
+    parsed = mail("attachments_names_in_the_other_header.eml")
+    assert parsed.body_text == "Two scans attached."
+    assert [a.filename for a in parsed.attachments] == ["scan-front.pdf", "scan-back.pdf", "notes.txt"]

@@ -59,7 +59,7 @@ _TEMPORARY_TEXT = re.compile(
     r"(?:do|need) not (?:need to )?resend|temporar(?:y|ily) (?:failure|error|unavailable|rejected))\b", re.IGNORECASE)
 # What a notice says of a recipient it gave up on.
 _PERMANENT_TEXT = re.compile(
-    r"failed permanently|permanent(?:ly)? (?:failure|error|fatal)|could ?n[o']t be delivered|"
+    r"failed permanently|permanent(?:ly)? (?:failure|error|fatal)|could ?n[o']t be delivered(?! for)|"
     r"does(?: not|n't) exist|user unknown|unknown (?:user|recipient)|no such (?:user|mailbox|recipient)|"
     r"undeliverable|(?:was|has been) rejected|giving up|gave up|retry timeout exceeded|"
     r"could not be reached|cannot be reached", re.IGNORECASE)

@@ -24,6 +24,8 @@ _EXTENSIONS = {"message/rfc822": ".eml", "message/global": ".eml", "message/deli
                "text/rfc822-headers": ".txt", "text/calendar": ".ics", "application/pgp-signature": ".asc",
                "application/pgp-encrypted": ".asc", "application/pkcs7-signature": ".p7s",
                "application/pkcs7-mime": ".p7m", "application/ms-tnef": ".dat"}
+_NAME_PARAMETERS = (("content-disposition", "filename"), ("content-type", "name"),
+                    ("content-disposition", "name"), ("content-type", "filename"))
 _FILE_NAME = re.compile(r"[\w\-. ]{1,200}\.[A-Za-z0-9]{1,5}")
 _MIME_TYPES = mimetypes.MimeTypes(filenames=())  # built-in table only: same names on every host
 
@@ -205,8 +207,7 @@ def _is_body(part: Part) -> bool:
     if message.get_content_maintype() == "multipart":
         return True
     return (message.get_content_type() in _TEXT_BODY and _disposition(message) != "attachment"
-            and not message.get_param("filename", header="content-disposition")
-            and not message.get_param("name"))
+            and not any(message.get_param(param, header=header) for header, param in _NAME_PARAMETERS))
 
 
 def _body_text(part: Part, found: _Found) -> str | _Html:
@@ -300,8 +301,10 @@ def _disposition(message: Message) -> str:
 
 
 def _filename(message: Message) -> tuple[str | None, bool]:
-    """Decoded filename from Content-Disposition, else Content-Type name (RFC 2183, 2231, 2047)."""
-    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+    """Decoded filename from Content-Disposition, else Content-Type name (RFC 2183, 2231, 2047),
+    else the same parameters where some mailers put them (name= in the disposition, filename= in
+    the type), else Content-Location or Content-ID."""
+    for header, param in _NAME_PARAMETERS:
         value = message.get_param(param, None, header=header)
         if not value:
             continue
