@@ -8,7 +8,7 @@ import hashlib
 import html
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -306,7 +306,7 @@ def test_recipient_placeholders_and_groups_are_not_addresses() -> None:
 def test_bad_date_is_none_and_minus_zero_zone_is_utc() -> None:
     assert parse_bytes(b"From: a@example.com\nDate: yesterday-ish\n\nx").date is None
     assert parse_bytes(b"From: a@example.com\nDate: Fri, 5 Jan 2024 10:00:00 -0000\n\nx").date == \
-        datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc)
+        datetime(2024, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def test_thirty_megabyte_mail_parses_quickly() -> None:
@@ -343,8 +343,8 @@ def _files(parsed: InboundMail) -> list[tuple[str, str, str, bool, str | None]]:
     ("outlook_tnef_winmail_dat.eml", "Der Drucker im 2. Stock druckt nicht mehr.\n\nGrüße\nJürgen",
      [("winmail.dat", "application/ms-tnef", "5804b4e0b0bbb24502bf9bd426ea1153", False, None)]),
     ("lotus_notes_alternative_boundary_with_spaces.eml",
-     "Guten Tag\n\nSeit heute Morgen kann ich nicht mehr auf Laufwerk P: zugreifen. Die Fehlermeldung "
-     "liegt bei.\n\nFreundliche Grüsse\nHans Meier",
+     ("Guten Tag\n\nSeit heute Morgen kann ich nicht mehr auf Laufwerk P: zugreifen. Die Fehlermeldung "
+     "liegt bei.\n\nFreundliche Grüsse\nHans Meier"),
      [("Fehlermeldung.pdf", "application/pdf", PDF_MD5, False, None)]),
     ("apple_mail_html_split_around_inline_pdf.eml",
      "Hi,\n\nthe invoice is attached below.\n\n\nCan you check the total?\n\nAnna",
@@ -353,13 +353,13 @@ def _files(parsed: InboundMail) -> list[tuple[str, str, str, bool, str | None]]:
      "The display of my laptop looks like this – after the update:\n\nSent from my iPhone",
      [("IMG_0042.jpeg", "image/jpeg", "801863e844bfb8964446cca0d6cde9b0", True, None)]),
     ("gmail_related_inline_image_and_pdf.eml",
-     "Hello,\n\ncheckout fails with this error:\n[image: screenshot.png]\n\nThe receipt is attached.\n\n"
-     "Regards,\nPriya",
+     ("Hello,\n\ncheckout fails with this error:\n[image: screenshot.png]\n\nThe receipt is attached.\n\n"
+     "Regards,\nPriya"),
      [("screenshot.png", "image/png", PNG_MD5, True, "ii_lr1abc0"),
       ("receipt.pdf", "application/pdf", PDF_MD5, False, "f_lr1abc1")]),
     ("mailing_list_footer_part.eml",
-     "After upgrading to 4.2 the login page loops forever.\n\n_______________________________________________\n"
-     "users mailing list\nusers@lists.example.org\nhttps://lists.example.org/mailman/listinfo/users", []),
+     ("After upgrading to 4.2 the login page loops forever.\n\n_______________________________________________\n"
+     "users mailing list\nusers@lists.example.org\nhttps://lists.example.org/mailman/listinfo/users"), []),
     ("outlook_calendar_invite.eml", "Please join the maintenance window on Wednesday.",
      [("attachment-1.ics", "text/calendar", "58e806e2b08e5aace93a0b56446cda70", False, None)]),
     ("forwarded_mail_as_rfc822_attachment.eml", "Both mails are attached.",
@@ -387,11 +387,11 @@ def test_client_mail_body_and_attachments(name: str, body: str, files: list) -> 
 
 @pytest.mark.parametrize("name, body", [
     ("thunderbird_format_flowed_delsp.eml",
-     "Am 11.01.24 um 17:02 schrieb Support:\n"
+     ("Am 11.01.24 um 17:02 schrieb Support:\n"
      "> Does the VPN drop at a fixed time or after a fixed time since you connected?\n\n"
      'It drops exactly sixty minutes after I connect, no matter when I start. The client log says "re-key failed".\n'
      "From then on nothing works until I reconnect.\n\n"
-     "Ein sehr langes Wort: Donaudampfschifffahrtsgesellschaftskapitän.\n\n-- \nKai Lorenz"),
+     "Ein sehr langes Wort: Donaudampfschifffahrtsgesellschaftskapitän.\n\n-- \nKai Lorenz")),
     ("base64_body_bad_padding_and_line_lengths.eml", "Die Anmeldung schlägt fehl, seit gestern Abend.\nBitte um Rückruf."),
     ("quoted_printable_padded_soft_breaks_lowercase_hex.eml",
      "Le café du 3ème étage ne fonctionne plus depuis ce matin.\nUne ligne très longue coupée en deux."),

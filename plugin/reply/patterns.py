@@ -8,22 +8,22 @@ import re
 FROM_KEYS = (
     "From", "Von", "De", "De la", "Da", "Van", "Från", "Fra", "Frá", "Od", "От", "Від", "Lähettäjä", "Feladó",
     "Kimden", "Remetente", "Από", "Từ", "Dari", "Šalje", "Pošiljatelj", "Saatja", "Nuo", "Odosielateľ", "מאת",
-    "من", "จาก", "差出人", "送信者", "发件人", "發件人", "寄件者", "보낸 사람", "보낸사람",
+    "من", "จาก", "差出人", "送信者", "发件人", "發件人", "寄件者", "보낸 사람", "보낸사람", "Nadawca",
 )
 # Keys that date the original; a From: block with one of these is a header, not prose.
 DATE_KEYS = (
-    "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Envoye", "Envoyé le", "Message du", "Enviado", "Fecha",
+    "Sent", "Date", "Gesendet", "Datum", "Dato", "Envoyé", "Envoye", "Envoyé le", "Message du", "Enviado", "Fecha",
     "Enviada", "Enviado el", "Enviada em", "Enviat", "Inviato", "Data", "Verzonden", "Verstuurd", "Skickat",
     "Sendt", "Odesláno", "Odoslané", "Wysłano", "Отправлено", "Надіслано", "Дата", "Trimis", "Στάλθηκε",
     "Đã gửi", "Dikirim", "Poslano", "Saadetud", "Nosūtīts", "Išsiųsta", "נשלח", "تاريخ الإرسال", "ส่ง",
-    "送信日時", "日時", "日付", "发送时间", "發送時間", "日期", "寄件日期", "보낸 날짜", "Lähetetty",
+    "送信日時", "日時", "日付", "发送时间", "發送時間", "日期", "寄件日期", "보낸 날짜", "보낸날짜", "Lähetetty",
     "Gönderildi", "Tarih", "Elküldve",
 )
 OTHER_KEYS = DATE_KEYS + (
     "To", "Subject", "Cc", "Bcc", "Reply-To", "Organization", "An", "Betreff", "Kopie", "À", "A",
     "Objet", "Para", "Asunto", "Assunto", "Oggetto", "Aan", "Onderwerp", "Till", "Ämne", "Til",
-    "Emne", "Komu", "Předmět", "Do", "Temat", "DW", "Кому", "Тема", "Копия", "宛先", "件名",
-    "送信", "收件人", "主题", "主旨", "抄送", "副本", "收件者", "받는 사람", "제목", "참조",
+    "Emne", "Kopi", "Vedhæftet", "Komu", "Předmět", "Do", "Temat", "DW", "Кому", "Тема", "Копия", "宛先", "件名",
+    "送信", "收件人", "主题", "主旨", "抄送", "副本", "收件者", "받는 사람", "받는사람", "제목", "참조",
     "Vastaanottaja", "Aihe", "Kime", "Konu", "Címzett", "Tárgy", "Sujet", "Către", "Subiect", "Προς", "Θέμα",
     "Đến", "Chủ đề", "Kepada", "Perihal", "Prima", "Predmet", "Zadeva", "Adressaat", "Teema", "Kam", "Tēma",
     "Tema", "Per a", "Assumpte", "Kopia", "UDW", "Másolat", "Bilgi", "אל", "נושא", "إلى", "الموضوع", "ถึง",
@@ -80,7 +80,9 @@ ATTRIBUTION_END = re.compile(r"[:：][ \t]*$")
 _VERB = (r"wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|escreveu|schreef|skrev"
          r"|napisał\(a\)|napisała|napisał|napsal\(a\)|написал\(а\)|написала|написал|kirjoitti|írta"
          r"|пишет|написав|pisze|yazdı|写道|寫道|のメール|さんは書きました|は書きました|が書きました"
-         r"|님이 작성")
+         r"|님이 작성하였습니다|님이 작성했습니다|님이 작성|napsal|napsala|napísal\(a\)|napísal|napisal\(a\)|napisal"
+         r"|napisala|napisao|nadesłał|έγραψε|написа|a scris|kirjutas|rašė|rakstīja|skrifaði|va escriure"
+         r"|ha escrit|đã viết|menulis|כתב|كتب")
 ATTRIBUTION_VERB = re.compile(r"(?:" + _VERB + r")[ \t]*[:：]$", re.IGNORECASE)
 # The same line without its colon ("On ... Bob wrote"), as some clients and re-wrapping leave it.
 BARE_ATTRIBUTION_VERB = re.compile(r"(?<!\w)(?:" + _VERB + r")[ \t]*$", re.IGNORECASE)
