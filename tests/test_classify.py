@@ -240,3 +240,12 @@ def test_html_bounce_notice_is_read_with_the_body_html_reader() -> None:
     assert verdict.bounce is not None
     assert [(r.address, r.status, r.permanent) for r in verdict.bounce.recipients] == [
         ("lena@partner.example", "5.1.1", True)]
+
+
+@pytest.mark.parametrize("name, evidence", [
+    ("sender_empty_angle_from_reply_to.eml", "sender: from Reply-To, the From has no usable address"),
+    ("headers_after_forwarding_banner.eml", "headers: 1 line(s) before the header section skipped"),
+])
+def test_customer_mail_read_after_a_repair_carries_it_as_evidence(name: str, evidence: str) -> None:
+    verdict = _classify_file(MAIL_DIR / name)
+    assert verdict == Verdict(MailKind.MAIL, evidence)
