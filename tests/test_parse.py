@@ -630,3 +630,14 @@ def test_file_names_written_in_the_other_header_are_kept() -> None:
     parsed = mail("attachments_names_in_the_other_header.eml")
     assert parsed.body_text == "Two scans attached."
     assert [a.filename for a in parsed.attachments] == ["scan-front.pdf", "scan-back.pdf", "notes.txt"]
+
+
+@pytest.mark.parametrize("name, body, filename", [
+    ("raw_8bit_filename_latin1.eml", "Die Bestätigung liegt bei.", "Bestätigung März.pdf"),
+    ("raw_8bit_filename_gbk.eml", "发票见附件。", "发票明细.pdf"),
+])
+def test_raw_8bit_file_names_are_read_in_the_mail_charset(name: str, body: str, filename: str) -> None:
+    parsed = mail(name)
+    assert parsed.body_text == body
+    assert [a.filename for a in parsed.attachments] == [filename]
+    assert parsed.charset_repaired is True

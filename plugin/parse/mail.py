@@ -11,7 +11,15 @@ from email.message import Message
 
 from plugin.domain import Address, Attachment, InboundMail, MailRef, RawMail, ThreadHeaders
 from plugin.errors import MailRejected, RejectReason
-from plugin.parse.charsets import ENCODED_WORD, charset_from_html, decode_body_with_hint, decode_text, decode_words
+from plugin.parse.charsets import (
+    ENCODED_WORD,
+    Decoded,
+    charset_from_html,
+    decode_body_with_hint,
+    decode_header_bytes,
+    decode_text,
+    decode_words,
+)
 from plugin.parse.headers import FOLDED_LINE_BREAK, Headers, date_of, message_id_of, message_ids_of
 from plugin.parse.html_text import html_to_text
 from plugin.parse.mime import UU_BLOCK, Part, parse_mail_entity, transfer_decode, uudecode
@@ -268,7 +276,7 @@ def _unflow(text: str, delete_space: bool) -> str:
 def _attachment(part: Part, index: int, found: _Found) -> Attachment:
     message = part.message
     data = transfer_decode(message, part.body)
-    name, repaired = _filename(message)
+    name, repaired = _filename(message, found.hint)
     found.repaired |= repaired
     content_id = message_id_of(str(message.get("Content-ID", "")))
     disposition = _disposition(message)
@@ -300,23 +308,44 @@ def _disposition(message: Message) -> str:
     return str(message.get("Content-Disposition", "")).split(";")[0].strip().lower()
 
 
-def _filename(message: Message) -> tuple[str | None, bool]:
+def _filename(message: Message, hint: str | None) -> tuple[str | None, bool]:
     """Decoded filename from Content-Disposition, else Content-Type name (RFC 2183, 2231, 2047),
     else the same parameters where some mailers put them (name= in the disposition, filename= in
     the type), else Content-Location or Content-ID."""
+    fields = _with_8bit_decoded(message, hint)
     for header, param in _NAME_PARAMETERS:
-        value = message.get_param(param, None, header=header)
+        value = fields.get_param(param, None, header=header)
         if not value:
             continue
         if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded as Latin-1)
             decoded = decode_text(_param_bytes(value[2]), value[0])
         else:
-            decoded = decode_text(email.utils.unquote(value).encode("utf-8", "surrogateescape"), None)
+            decoded = Decoded(email.utils.unquote(value), fields is not message)  # raw 8-bit: undeclared
         words = decode_words(decoded.text)
         name = _CONTROL.sub("", re.split(r"[\\/]", words.text)[-1]).strip()
         if name:
             return name, decoded.repaired or words.repaired
     return _location_name(message) or _content_id_name(message), False
+
+
+def _with_8bit_decoded(message: Message, hint: str | None) -> Message:
+    """The part's Content-Type and Content-Disposition with raw 8-bit names read as header text
+    (in the mail's own charset when it fits), which the stdlib would turn into U+FFFD."""
+    raw = [(name, value) for name, value in message.raw_items()
+           if name.lower() in ("content-type", "content-disposition") and not value.isascii()]
+    if not raw:
+        return message
+    fields = Message()
+    for name in ("Content-Type", "Content-Disposition"):
+        value = next((v for n, v in raw if n.lower() == name.lower()), None)
+        if value is not None:
+            try:
+                fields[name] = decode_header_bytes(value.encode("ascii", "surrogateescape"), hint).text
+            except UnicodeEncodeError:
+                fields[name] = value  # already text
+        elif message.get(name) is not None:
+            fields[name] = str(message.get(name))
+    return fields
 
 
 def _content_id_name(message: Message) -> str | None:
