@@ -111,6 +111,7 @@ class InboundMail:
     size_bytes: int
     raw_sha256: str
     message: Message = field(repr=False, compare=False)  # the stdlib tree, for detectors
+    repairs: tuple[str, ...] = ()  # how damaged headers were read, e.g. "sender: from Reply-To, ..."
 
     @property
     def ledger_id(self) -> str:

@@ -71,6 +71,6 @@ def inspect_file(path: Path) -> dict[str, Any]:
     except MailRejected as rejected:
         return _invalid_json(str(path), rejected.reason.value)
     verdict = classify(mail)
-    if verdict.kind is MailKind.MAIL and mail.sender is None:
+    if verdict.kind is MailKind.MAIL and (mail.sender is None or "@" not in mail.sender.address):
         return _mail_json(str(path), mail, verdict) | {"kind": "invalid", "reason": "missing-from"}
     return _mail_json(str(path), mail, verdict)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email
+import time
 from email.header import Header
 from pathlib import Path
 
@@ -111,6 +112,15 @@ MTA_BOUNCES = {
     "bounce_dsn_delayed.eml": [("kijitora@example.com", "4.4.1", False)],
     "bounce_dsn_failed_and_delayed_rfc822_headers.eml": [("kijitora@example.com", "5.1.1", True),
                                                          ("mikeneko@example.com", "4.2.2", False)],
+    "bounce_plain_could_not_be_delivered_two_blocks.eml": [("sato@partner.example", "5.1.1", True),
+                                                           ("kim@partner.example", "5.2.2", True)],
+    "bounce_non_delivery_report_blocks.eml": [("lee@partner.example", "5.1.1", True),
+                                              ("park@partner.example", "4.2.2", False)],
+    "bounce_postponed_full_mailbox.eml": [("ana.souza@partner.example", "4.2.2", False)],
+    "bounce_delay_warning_delivery_continues.eml": [("omar@partner.example", None, False),
+                                                    ("fatima@partner.example", None, False)],
+    "bounce_failed_and_delayed_blocks.eml": [("ines@partner.example", "5.1.1", True),
+                                             ("jonas@other.example", None, False)],
     "bounce_japanese_iso2022jp_two_recipients.eml": [("kijitora@example.jp", "5.1.1", True),
                                                      ("mikeneko@example.jp", "5.2.2", True)],
 }
@@ -205,3 +215,37 @@ def test_zammad_customer_mail_is_not_mistaken_for_machine_mail(case: CorpusCase)
     verdict = _classify_file(case.path)
     expected = MailKind.BOUNCE if case.file in ZAMMAD_BOUNCES else MailKind.MAIL
     assert verdict.kind is expected, verdict.evidence
+
+
+@pytest.mark.parametrize("notice", [
+    "Your message could not be delivered to" + " " * 50_000 + "x@example.org\n" + " " * 50_000 + "\n",
+    "-" * 50_000 + "\n" + "Your message could not be delivered to x@example.org.\n",
+    "Your message could not be delivered.\n" + "".join(f"  user{i}@example.org\n" for i in range(2_000)),
+    "\n" * 50_000 + "Your message could not be delivered to x@example.org.\n",
+])
+def test_bounce_notice_is_read_in_linear_time(notice: str) -> None:
+    data = ("From: MAILER-DAEMON@mx.example.org\nTo: support@desk.example\nSubject: Undelivered Mail\n"
+            "Content-Type: text/plain\n\n" + notice).encode()
+    started = time.perf_counter()
+    verdict = classify(parse_bytes(data))
+    assert time.perf_counter() - started < 3.0
+    assert verdict.kind is MailKind.BOUNCE and verdict.bounce is not None and verdict.bounce.recipients
+
+
+def test_html_bounce_notice_is_read_with_the_body_html_reader() -> None:
+    data = (b"From: MAILER-DAEMON@mx.example.org\nTo: support@desk.example\nSubject: Undelivered Mail\n"
+            b"Content-Type: text/html\n\n<div><p>Your message could not be delivered to</p>"
+            b"<p>&lt;lena@partner.example&gt;: 550 5.1.1 user unknown</p></div>")
+    verdict = classify(parse_bytes(data))
+    assert verdict.bounce is not None
+    assert [(r.address, r.status, r.permanent) for r in verdict.bounce.recipients] == [
+        ("lena@partner.example", "5.1.1", True)]
+
+
+@pytest.mark.parametrize("name, evidence", [
+    ("sender_empty_angle_from_reply_to.eml", "sender: from Reply-To, the From has no usable address"),
+    ("headers_after_forwarding_banner.eml", "headers: 1 line(s) before the header section skipped"),
+])
+def test_customer_mail_read_after_a_repair_carries_it_as_evidence(name: str, evidence: str) -> None:
+    verdict = _classify_file(MAIL_DIR / name)
+    assert verdict == Verdict(MailKind.MAIL, evidence)

@@ -497,3 +497,143 @@ def test_thirty_megabyte_mail_with_html_alternative_parses_in_under_a_second() -
     parsed = parse_bytes(data)
     assert time.process_time() - started < 1.0
     assert parsed.body_text.startswith("Grüße aus dem Büro") and parsed.attachments[0].size == len(blob)
+
+
+# --- damaged header sections and senders: recovered, with the repair as evidence -------------
+
+def test_header_block_below_a_forwarding_banner_is_read() -> None:
+    parsed = mail("headers_after_forwarding_banner.eml")
+    assert parsed.sender == Address("Aiko Tanaka", "aiko.tanaka@customer.example")
+    assert parsed.subject == "VPN drops every hour"
+    assert parsed.message_id == "banner-1@customer.example"
+    assert parsed.body_text == "The VPN connection drops every hour since the update."
+    assert parsed.repairs == ("headers: 1 line(s) before the header section skipped",)
+
+
+def test_folds_that_lost_their_whitespace_stay_in_their_field() -> None:
+    parsed = mail("headers_folds_without_whitespace.eml")
+    assert [a.address for a in parsed.to] == ["support@desk.example", "helpdesk@desk.example"]
+    assert parsed.subject == "Invoice 2026-014 shows the wrong VAT rate for the second quarter"
+    assert parsed.cc == (Address("Ola Nordmann", "ola@customer.example"),)
+    assert parsed.body_text == "Please correct the VAT rate on invoice 2026-014."
+    assert parsed.repairs == ("headers: 2 folded line(s) without leading whitespace joined",)
+
+
+def test_body_without_blank_line_is_not_read_as_folds() -> None:
+    parsed = parse_bytes(b"From: a@example.com\nSubject: hi\nThis line starts the body\nand so does this\n")
+    assert parsed.subject == "hi"
+    assert parsed.body_text == "This line starts the body\nand so does this"
+    assert parsed.repairs == ()
+
+
+def test_text_without_any_header_block_stays_malformed() -> None:
+    with pytest.raises(MailRejected):
+        parse_bytes(b"---- Original email message ----\nJust some text\nand more text\n")
+
+
+@pytest.mark.parametrize("name, sender, evidence", [
+    ("sender_empty_angle_from_reply_to.eml", Address("Priya Raman", "priya.raman@customer.example"),
+     "sender: from Reply-To, the From has no usable address"),
+    ("sender_two_from_fields_one_broken.eml", Address("Chen Wei", "chen.wei@customer.example"),
+     "sender: a From without address skipped"),
+    ("sender_from_return_path_only.eml", Address("Webshop contact form", "noreply-form@webshop.example"),
+     "sender: from Return-Path, the From has no usable address"),
+    ("sender_sender_field_before_reply_to.eml", Address("Tom Hale", "tom.hale@customer.example"),
+     "sender: from Sender, the From has no usable address"),
+])
+def test_sender_falls_back_to_sender_reply_to_return_path(name: str, sender: Address, evidence: str) -> None:
+    parsed = mail(name)
+    assert parsed.sender == sender
+    assert parsed.repairs == (evidence,)
+
+
+def test_no_address_anywhere_leaves_the_bare_from() -> None:
+    parsed = parse_bytes(b"From: Webshop form\nReturn-Path: <>\nSubject: x\n\nbody\n")
+    assert parsed.sender == Address("", "Webshop form")
+    assert parsed.repairs == ()
+
+
+# --- raw 8-bit header text, read as the sender wrote it ----------------------------------------
+
+@pytest.mark.parametrize("name, name_, subject", [
+    ("raw_gbk_headers_body_gb2312.eml", "张伟", "打印机无法连接网络"),
+    ("raw_big5_headers_latin1_body.eml", "陳大文", "帳單問題"),
+    ("raw_shift_jis_headers_no_charset.eml", "山田太郎", "テスト送信"),
+])
+def test_raw_east_asian_headers_are_not_read_as_latin1(name: str, name_: str, subject: str) -> None:
+    parsed = mail(name)
+    assert parsed.sender is not None and parsed.sender.name == name_
+    assert parsed.subject == subject
+    assert parsed.charset_repaired is True
+
+
+def test_undeclared_latin1_body_follows_the_subject_charset_not_cjk() -> None:
+    parsed = mail("undeclared_latin1_body_latin1_subject.eml")
+    assert parsed.subject == "Problème de démarrage"
+    assert parsed.body_text == "Bonjour, le poste ne démarre plus depuis hier. Merci à vous."
+
+
+# --- attachments: names kept, HTML files kept --------------------------------------------------
+
+def test_nameless_attachments_take_type_name_location_or_content_id() -> None:
+    parsed = mail("attachments_named_from_type_location_and_id.eml")
+    assert [a.filename for a in parsed.attachments] == [
+        "error-report.pdf", "login-error.png", "image003.png", "attachment-4.bin"]
+
+
+def test_html_file_beside_a_text_body_is_an_attachment() -> None:
+    parsed = mail("html_file_attached_beside_text_body.eml")
+    assert parsed.body_text == "The portal shows the page attached when I log in."
+    assert [(a.filename, a.content_type) for a in parsed.attachments] == [("attachment-1.html", "text/html")]
+    assert b"Internal Server Error" in parsed.attachments[0].data
+
+
+# --- one HTML reader, linear in its input -------------------------------------------------------
+
+@pytest.mark.parametrize("markup, text", [
+    ("<div>" * 150_000 + "deep" + "</div>" * 150_000, "deep"),  # 1.4 MB of nested elements
+    ("<div>a" * 170_000, "a\na\na"),  # never closed
+    ("<b>x</b>" + "<a " * 300_000, "x"),  # tags that never end
+    ("<p>a" + " " * 50_000 + "b</p>", "a b"),
+    ("<p>x</p><!--" + "y" * 1_000_000, "x"),
+])
+def test_html_tag_soup_is_read_in_linear_time(markup: str, text: str) -> None:
+    data = b"From: a@example.com\nContent-Type: text/html; charset=utf-8\n\n" + markup.encode()
+    started = time.perf_counter()
+    parsed = parse_bytes(data)
+    assert time.perf_counter() - started < 3.0
+    assert parsed.body_text.startswith(text)
+
+
+def test_html_body_text_keeps_entities_lists_links_and_outlook_lines() -> None:
+    markup = ('<html><head><style>p{color:red}</style><title>t</title></head><body>'
+              '<p class=MsoNormal>Hello &amp; welcome,<o:p></o:p></p><p class=MsoNormal>second line</p>'
+              '<ul><li>one</li><li>two</li></ul><p>See <a href="https://example.com/x">the page</a>.</p>'
+              '<script>alert(1)</script><!--[if mso]>hidden<![endif]--></body></html>')
+    data = b"From: a@example.com\nContent-Type: text/html; charset=utf-8\n\n" + markup.encode()
+    assert parse_bytes(data).body_text == ("Hello & welcome,\nsecond line\n\n- one\n- two\n\n"
+                                           "See the page <https://example.com/x>.")
+
+
+def test_many_folds_without_whitespace_are_read_in_linear_time() -> None:
+    data = b"From: a@example.com\nTo: b@example.com,\n" + b"c@example.com\nX-A: 1\n" * 20_000 + b"\nbody\n"
+    started = time.perf_counter()
+    assert parse_bytes(data).body_text == "body"
+    assert time.perf_counter() - started < 2.0
+
+
+def test_file_names_written_in_the_other_header_are_kept() -> None:
+    parsed = mail("attachments_names_in_the_other_header.eml")
+    assert parsed.body_text == "Two scans attached."
+    assert [a.filename for a in parsed.attachments] == ["scan-front.pdf", "scan-back.pdf", "notes.txt"]
+
+
+@pytest.mark.parametrize("name, body, filename", [
+    ("raw_8bit_filename_latin1.eml", "Die Bestätigung liegt bei.", "Bestätigung März.pdf"),
+    ("raw_8bit_filename_gbk.eml", "发票见附件。", "发票明细.pdf"),
+])
+def test_raw_8bit_file_names_are_read_in_the_mail_charset(name: str, body: str, filename: str) -> None:
+    parsed = mail(name)
+    assert parsed.body_text == body
+    assert [a.filename for a in parsed.attachments] == [filename]
+    assert parsed.charset_repaired is True

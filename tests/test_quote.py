@@ -73,6 +73,15 @@ SAMPLES = {
     "reply_html_windows_mail_border.eml": "Works now.",
     "reply_html_outlook_mobile_signature.eml": "Confirmed.",
     "reply_multipart_gmail_signature_and_quote.eml": "Works now, thanks!",
+    "reply_zoho_framed_attribution.eml": "Works again, thanks.",
+    "reply_mailru_from_attribution.eml": "Спасибо, всё заработало.",
+    "reply_italian_gmail_two_line_attribution.eml": "Grazie, ora funziona.",
+    "reply_french_message_du_block.eml": "C'est réglé, merci.\n\nJean",
+    "reply_outlook_romanian_headers.eml": "Mulțumesc, merge acum.",
+    "reply_rewrapped_quote_lost_marker.eml": "Sounds good, I will try it tomorrow.",
+    "reply_mobile_outlook_android_german_then_footer.eml": "Passt, danke!\n\nViele Grüße\nMax",
+    "reply_mobile_french_outlook_ios_then_disclaimer.eml": "Merci, l'accès fonctionne.",
+    "reply_first_attribution_line_left_above_quote.eml": "Thanks, the badge works.",
 }
 
 
@@ -144,6 +153,176 @@ def test_quoted_history_is_removed_in_every_client_format(text: str, reply: str)
      "Oh thanks.\n\nHaving it would be great."),
 ])
 def test_signatures_at_the_end_of_the_reply_are_removed(text: str, reply: str) -> None:
+    assert reply_text(text) == reply
+
+
+# Attribution and header forms of more languages and clients, device signatures in many languages,
+# and the sign-off rule (README, "Reply text"): typed sign-offs stay, device lines and what follows go.
+@pytest.mark.parametrize("text, reply", [
+    pytest.param('Thanks, fixed.\n\n'
+                 'On Mon, Jan 5, 2026 at 9:00 AM Bob Smith <bob@example.com> wrote\n'
+                 '> Is it fixed?\n> Bob\n',
+                 'Thanks, fixed.', id='wrote no colon'),
+    pytest.param('Thanks, fixed.\n\n'
+                 'On Mon, Jan 5, 2026 at 9:00\u202fAM Bob Smith <bob@example.com> wrote:\n\n'
+                 '> Is it fixed?\n',
+                 'Thanks, fixed.', id='gmail nnbsp'),
+    pytest.param('Grazie, risolto.\n\n'
+                 'Il giorno lun 5 gen 2026 alle ore 09:00 Mario Rossi <mario@example.it>\n'
+                 'ha scritto:\n\n> Ciao\n',
+                 'Grazie, risolto.', id='italian two lines'),
+    pytest.param('Grazie.\n\nIl 05/01/2026 09:00, Mario Rossi ha scritto:\n> Ciao\n',
+                 'Grazie.', id='italian tb'),
+    pytest.param('Grazie.\n\n'
+                 'Il giorno lun 5 gen 2026 alle ore 09:00 Mario Rossi <mario@example.it> ha scritto:\n'
+                 '\nCiao, la stampante non va.\n',
+                 'Grazie.', id='italian unquoted'),
+    pytest.param('Kiitos.\n\nma 5. tammik. 2026 klo 9.00 Matti Meikäläinen (matti@example.fi)\n'
+                 'kirjoitti:\n\n> Hei\n',
+                 'Kiitos.', id='finnish'),
+    pytest.param('Kiitos.\n\nma 5.1.2026 klo 9.00 Matti Meikäläinen <matti@example.fi> kirjoitti:\n'
+                 '\nHei, tulostin ei toimi.\n',
+                 'Kiitos.', id='finnish unquoted'),
+    pytest.param('Takk.\n\nman. 5. jan. 2026 kl. 09:00 skrev Ola Nordmann <ola@example.no>:\n\n'
+                 '> Hei\n',
+                 'Takk.', id='norwegian'),
+    pytest.param('Takk.\n\nman. 5. jan. 2026 kl. 09:00 skrev Ola Nordmann <\nola@example.no>:\n\n'
+                 '> Hei\n',
+                 'Takk.', id='norwegian two'),
+    pytest.param('Tak.\n\nDen man. 5. jan. 2026 kl. 09.00 skrev Jens Hansen <jens@example.dk>:\n\n'
+                 'Hej, printeren virker ikke.\n',
+                 'Tak.', id='danish'),
+    pytest.param('Спасибо.\n\nпн, 5 янв. 2026 г. в 09:00, Иван Иванов <ivan@example.ru>:\n\n'
+                 '> Привет\n',
+                 'Спасибо.', id='russian gmail no verb'),
+    pytest.param('Спасибо.\n\n5 января 2026 г., в 9:00, Иван Иванов <ivan@example.ru> пишет:\n\n'
+                 'Привет, принтер не работает.\n',
+                 'Спасибо.', id='russian пишет'),
+    pytest.param('Спасибо.\n\n05.01.2026,\u202f09:00, "Иван Иванов" <ivan@example.ru>:\n> Привет\n',
+                 'Спасибо.', id='russian date nnbsp'),
+    pytest.param('Спасибо.\n\n'
+                 'Понедельник, 5 января 2026, 9:00 +03:00 от Иван Иванов <ivan@mail.ru>:\n\n'
+                 'Привет, принтер не работает.\n',
+                 'Спасибо.', id='mailru'),
+    pytest.param('Thanks.\n\nMonday, 5 January 2026, 9:00 +03:00 from Ivan Ivanov <ivan@mail.ru>:\n'
+                 '\nHi, the printer is down.\n',
+                 'Thanks.', id='mailru en'),
+    pytest.param('Thanks.\n\n'
+                 '---- On Mon, 05 Jan 2026 09:00:00 +0100 Bob Smith <bob@example.com> wrote ----\n'
+                 '\nHi, the printer is down.\n',
+                 'Thanks.', id='zoho'),
+    pytest.param('Danke.\n\n'
+                 '---- Am Mo, 05 Jan 2026 09:00:00 +0100 schrieb Max <max@example.de> ----\n\n'
+                 'Hallo\n',
+                 'Danke.', id='zoho de'),
+    pytest.param('Merci.\n\n> Message du : 05/01/2026 09:00\n'
+                 '> De : "Jean Dupont" <jean@example.fr>\n> A : support@example.com\n'
+                 '> Sujet : Imprimante\n>\n> Bonjour\n',
+                 'Merci.', id='french message du'),
+    pytest.param('Merci.\n\nMessage du : 05/01/2026 09:00\nDe : "Jean Dupont" <jean@example.fr>\n'
+                 'A : support@example.com\nSujet : Imprimante\n\n'
+                 "Bonjour, l'imprimante est en panne.\n",
+                 'Merci.', id='french message du unquoted'),
+    pytest.param('Dzięki.\n\nOd: Jan Kowalski <jan@example.pl>\n'
+                 'Wysłano: poniedziałek, 5 stycznia 2026 09:00\nDo: Support\nTemat: Drukarka\n\n'
+                 'Cześć\n',
+                 'Dzięki.', id='polish'),
+    pytest.param('Díky.\n\nOd: Jan Novák <jan@example.cz>\nOdesláno: pondělí 5. ledna 2026 9:00\n'
+                 'Komu: Support\nPředmět: Tiskárna\n\nAhoj\n',
+                 'Díky.', id='czech'),
+    pytest.param('Köszönöm.\n\nFeladó: Kiss Péter <peter@example.hu>\n'
+                 'Elküldve: 2026. január 5. 9:00\nCímzett: Support\nTárgy: Nyomtató\n\nSzia\n',
+                 'Köszönöm.', id='hungarian'),
+    pytest.param('Teşekkürler.\n\nKimden: Ali Veli <ali@example.com.tr>\n'
+                 'Gönderildi: 5 Ocak 2026 Pazartesi 09:00\nKime: Support\nKonu: Yazıcı\n\nMerhaba\n',
+                 'Teşekkürler.', id='turkish'),
+    pytest.param('Mulțumesc.\n\nDe la: Ion Popescu <ion@example.ro>\n'
+                 'Trimis: luni, 5 ianuarie 2026 09:00\nCătre: Support\nSubiect: Imprimanta\n\n'
+                 'Salut\n',
+                 'Mulțumesc.', id='romanian'),
+    pytest.param('Ευχαριστώ.\n\nΑπό: Γιώργος <g@example.gr>\n'
+                 'Στάλθηκε: Δευτέρα, 5 Ιανουαρίου 2026 9:00 πμ\nΠρος: Support\nΘέμα: Εκτυπωτής\n\n'
+                 'Γεια\n',
+                 'Ευχαριστώ.', id='greek'),
+    pytest.param('Дякую.\n\nВід: Олена <olena@example.ua>\nНадіслано: 5 січня 2026 р. 9:00\n'
+                 'Кому: Support\nТема: Принтер\n\nПривіт\n',
+                 'Дякую.', id='ukrainian'),
+    pytest.param('Tack.\n\nFrån: Anna <anna@example.se>\nSkickat: den 5 januari 2026 09:00\n'
+                 'Till: Support\nÄmne: Skrivare\n\nHej\n',
+                 'Tack.', id='swedish'),
+    pytest.param('Cảm ơn.\n\nTừ: Nguyễn Văn A <a@example.vn>\n'
+                 'Đã gửi: Thứ Hai, 5 tháng 1, 2026 9:00 SA\nĐến: Support\nChủ đề: Máy in\n\nChào\n',
+                 'Cảm ơn.', id='vietnamese'),
+    pytest.param('Terima kasih.\n\nDari: Budi <budi@example.id>\n'
+                 'Dikirim: Senin, 05 Januari 2026 09.00\nKepada: Support\nPerihal: Printer\n\n'
+                 'Halo\n',
+                 'Terima kasih.', id='indonesian'),
+    pytest.param('Hvala.\n\nŠalje: Ivan <ivan@example.hr>\n'
+                 'Poslano: ponedjeljak, 5. siječnja 2026. 9:00\nPrima: Support\nPredmet: Pisač\n\n'
+                 'Bok\n',
+                 'Hvala.', id='croatian'),
+    pytest.param('Thanks!\n\nOn Mon, Jan 5, 2026 at 9:00 AM Bob Smith <bob@example.com>\n> wrote:\n'
+                 '> Is it fixed?\n',
+                 'Thanks!', id='first line behind'),
+    pytest.param('Thanks!\n\nOn Mon, Jan 5, 2026 at 9:00 AM Bob Smith <\n'
+                 '> bob@example.com> wrote:\n> Is it fixed?\n> Bob\n',
+                 'Thanks!', id='first line behind 2'),
+    pytest.param('Sounds good.\n\nOn Mon, Jan 5, 2026 at 9:00 AM Bob <bob@example.com> wrote:\n'
+                 '> Hi, could you please check the printer on the third floor, it has been\n'
+                 'jammed since Monday and nobody could print.\n> Thanks, Bob\n',
+                 'Sounds good.', id='lost >'),
+    pytest.param('Sounds good.\n\nOn Mon, Jan 5, 2026 at 9:00 AM Bob <bob@example.com> wrote:\n'
+                 '> Hi, could you please check the printer on the third floor, it has been\n'
+                 'jammed since Monday.\n',
+                 'Sounds good.', id='lost > end'),
+    pytest.param('> Can you restart it?\nDone.\n> And the printer?\nAlso done.\n',
+                 '> Can you restart it?\nDone.\n> And the printer?\nAlso done.', id='interleaved kept'),
+    pytest.param('Passt.\n\nGesendet von Outlook für Android<https://aka.ms/AAb9ysg>\n',
+                 'Passt.', id='mobile de outlook'),
+    pytest.param('Merci.\n\nEnvoyé à partir de Outlook pour iOS<https://aka.ms/o0ukef>\n',
+                 'Merci.', id='mobile fr outlook'),
+    pytest.param('Merci.\n\nEnvoyé de mon iPhone\n',
+                 'Merci.', id='mobile fr mon'),
+    pytest.param('Ok, thanks.\n\nSent from my iPhone\n\n'
+                 'This e-mail and any attachments are confidential.\n',
+                 'Ok, thanks.', id='mobile then more'),
+    pytest.param('Ok, thanks.\nSent from my Galaxy\n-------- Original message --------\nFrom: Bob\n'
+                 'Date: 05/01/2026 09:00\nTo: me\nSubject: x\n\nold\n',
+                 'Ok, thanks.', id='mobile then quote header'),
+    pytest.param('Grazie.\n\nInviato da Outlook per Android\n',
+                 'Grazie.', id='mobile it'),
+    pytest.param('Gracias.\n\nEnviado desde mi iPhone\n',
+                 'Gracias.', id='mobile es'),
+    pytest.param('Obrigado.\n\nEnviado do meu iPhone\n',
+                 'Obrigado.', id='mobile pt'),
+    pytest.param('Bedankt.\n\nVerzonden vanaf mijn iPhone\n',
+                 'Bedankt.', id='mobile nl'),
+    pytest.param('Tack.\n\nSkickat från min iPhone\n',
+                 'Tack.', id='mobile sv'),
+    pytest.param('Kiitos.\n\nLähetetty iPhonesta\n',
+                 'Kiitos.', id='mobile fi'),
+    pytest.param('Díky.\n\nOdesláno z iPhonu\n',
+                 'Díky.', id='mobile cs'),
+    pytest.param('Спасибо.\n\nОтправлено из мобильной Почты Mail.ru\n',
+                 'Спасибо.', id='mobile ru'),
+    pytest.param("Teşekkürler.\n\niPhone'umdan gönderildi\n",
+                 'Teşekkürler.', id='mobile tr'),
+    pytest.param('Köszönöm.\n\nKüldve az iPhone-omról\n',
+                 'Köszönöm.', id='mobile hu'),
+    pytest.param('Ευχαριστώ.\n\nΣτάλθηκε από το iPhone μου\n',
+                 'Ευχαριστώ.', id='mobile el'),
+    pytest.param('Thanks.\n\nSent from the all new AOL app for iOS\n',
+                 'Thanks.', id='mobile aol'),
+    pytest.param('Thanks.\n\nSent from Yahoo Mail on Android\n',
+                 'Thanks.', id='mobile yahoo'),
+    pytest.param('Danke.\n\nGesendet mit der WEB.DE Mail App\n',
+                 'Danke.', id='mobile de webde'),
+    pytest.param('The printer works again.\n\nBest regards,\nAnna Berg\n\nSent from my iPhone\n',
+                 'The printer works again.\n\nBest regards,\nAnna Berg', id='signoff kept'),
+    pytest.param('Sent from my desk, the form is much easier.\n',
+                 'Sent from my desk, the form is much easier.', id='sent from desk kept'),
+])
+def test_more_languages_client_styles_and_device_signatures(text: str, reply: str) -> None:
     assert reply_text(text) == reply
 
 
@@ -290,8 +469,70 @@ def test_email_reply_parser_corpus_reply(case: CorpusCase) -> None:
         assert reply == case.path.read_text(encoding="utf-8").strip()
     hidden = expect.get("fragments_hidden") or []
     for pattern in expect.get("fragment_patterns", []):
-        found = re.search(pattern["regex"], reply, re.M) is not None
+        found = re.search(pattern["regex"], reply, re.MULTILINE) is not None
         if pattern["index"] == 0:
             assert found
         elif pattern["index"] < len(hidden) and hidden[pattern["index"]]:
             assert not found
+
+
+@pytest.mark.parametrize("text, html", [
+    ("Hi" + " " * 50_000 + "there\n\nOn" + " " * 50_000 + "wrote:\n> q\n", None),
+    ("-" * 50_000 + "\nSent from my" + " " * 50_000 + "x\n", None),
+    ("", "<div>" * 150_000 + "Thanks" + "</div>" * 150_000),
+    ("", "<p>Thanks</p>" + "<blockquote>" * 100_000),
+])
+def test_reply_text_is_linear_in_long_lines_and_deep_html(text: str, html: str | None) -> None:
+    started = time.perf_counter()
+    reply_text(text, html)
+    assert time.perf_counter() - started < 3.0
+
+
+# Wrote lines of more languages (Danish, Swedish, Korean, Polish, Czech, Slovenian, Hungarian, Chinese),
+# wrapped by the client, and history below a device signature.
+@pytest.mark.parametrize("text, reply", [
+    (('Tak for det.\n\nFra: Bo Berg <bo@example.dk>\nDato: 5. januar 2026 kl. 09.00\nTil: Support\n'
+     'Emne: Printer\n\nHej\n'),
+     'Tak for det.'),
+    (('Tack.\n\nDen 5 jan. 2026 kl. 09:00 skrev Anna Berg <anna@example.se>:\n\n'
+     'Hej, skrivaren fungerar inte.\n'),
+     'Tack.'),
+    ('Tack.\n\nmån 5 jan. 2026 kl. 09:00 skrev Anna Berg <anna@example.se>:\n> Hej\n',
+     'Tack.'),
+    ('감사합니다.\n\n2026년 1월 5일 (월) 오전 9:00, 김철수 <kim@example.kr>님이 작성하였습니다:\n\n> 안녕하세요\n',
+     '감사합니다.'),
+    (('Dzięki.\n\nDnia 5.01.2026 o 09:00 Jan Kowalski <jan@example.pl> napisał(a):\n\n'
+     'Cześć, drukarka nie działa.\n'),
+     'Dzięki.'),
+    ('Díky.\n\nDne po 5. 1. 2026 v 9:00 odesílatel Jan Novák <jan@example.cz> napsal:\n\n> Ahoj\n',
+     'Díky.'),
+    (('Díky.\n\nDne 5. 1. 2026 9:00 napsal(a) Jan Novák <jan@example.cz>:\n\n'
+     'Ahoj, tiskárna nefunguje.\n'),
+     'Díky.'),
+    (('Gracias.\n\nEl lun, 5 ene 2026 a las 9:00, Juan Pérez (<juan@example.es>)\nescribió:\n\n'
+     '> Hola\n'),
+     'Gracias.'),
+    (('Merci.\n\nLe lun. 5 janv. 2026 à 09:00, Jean Dupont <jean@example.fr> a\nécrit :\n\n'
+     '> Bonjour\n'),
+     'Merci.'),
+    ('Bedankt.\n\nOp ma 5 jan. 2026 om 09:00 schreef Jan de Vries <\njan@example.nl>:\n\n> Hoi\n',
+     'Bedankt.'),
+    (('Ok.\n\n-----Oprindelig meddelelse-----\nFra: Bo\nSendt: 5. januar 2026\nTil: Support\n'
+     'Emne: x\n\ngammel\n'),
+     'Ok.'),
+    ('谢谢。\n\n在 2026年1月5日 09:00，张伟 <zhang@example.cn> 写道：\n\n你好\n',
+     '谢谢。'),
+    ('谢谢。\n\n发件人: 张伟 <zhang@example.cn>\n发送时间: 2026年1月5日 9:00\n收件人: Support\n主题: 打印机\n\n你好\n',
+     '谢谢。'),
+    (('Hvala.\n\nV pon., 5. jan. 2026 ob 09:00 je Janez Novak <janez@example.si> napisal(a):\n\n'
+     '> Živjo\n'),
+     'Hvala.'),
+    (('Köszönöm.\n\nKiss Péter <peter@example.hu> ezt írta (időpont: 2026. jan. 5., H, 9:00):\n\n'
+     '> Szia\n'),
+     'Köszönöm.'),
+    (('Ok\n\nEnviado do meu iPhone\n\n'
+     'Em 5 de jan. de 2026, à(s) 09:00, Ana <ana@example.br> escreveu:\n\n> Oi\n'),
+     'Ok'),
+])
+def test_wrote_lines_and_header_blocks_of_more_languages(text: str, reply: str) -> None:
+    assert reply_text(text) == reply

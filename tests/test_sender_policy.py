@@ -33,6 +33,7 @@ def uids_by_sender(mail_account) -> dict[str, list[int]]:
 
 
 def test_storm_from_one_sender_is_quarantined_after_the_budget(service, mail_account, fake_jira):
+    service.relink(intake_per_minute=100)
     with mail_account.client(readonly=False) as client:
         for n in range(25):
             client.append("INBOX", customer_mail(ANN, n))

@@ -5,14 +5,16 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 
 from flufl.bounce import all_failures
 
-from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines
-from plugin.parse.charsets import decode_text
+from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines, sentence_recipients
 from plugin.domain import BounceRecipient, BounceReport
+from plugin.parse.charsets import decode_text
+from plugin.parse.html_text import html_to_text
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs each of its detectors at INFO for every message, and a detector that trips over
@@ -25,41 +27,52 @@ _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text
 _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",
                    "message/rfc822-headers", "text/rfc822-header")
 
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# An address starts where its local part starts, so a long run of such characters is scanned once.
+_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]++@[\w-]++(?:\.[\w-]++)+", re.UNICODE)
 # RFC 3463 enhanced status codes ("5.1.1", qmail's "#5.1.1"); never part of an IP address.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 # RFC 5321 reply codes at the start of a reply ("550 ", "550-", "550:").
 _REPLY_CODE = re.compile(r"(?<![\w.#-])([245])\d\d(?=[\s:-]|$)")
 _HEADER_LINE = re.compile(r"^[\w-]+:\s")
-_MESSAGE_ID = re.compile(r"^\s*Message-I[Dd]:\s*<?([^\s<>]+@[^\s<>]+)>?", re.M)
+_MESSAGE_ID = re.compile(r"^[ \t]*Message-I[Dd]:[ \t]*<?([^\s<>]+@[^\s<>]+)>?", re.MULTILINE)
 
 # Where MTAs start quoting the returned message; nothing below names a failed recipient.
 _QUOTE_START = re.compile(
-    r"^\s*(?:[-=_*]{2,}.*\b(?:original|returned|unsent|undelivered|copy of|headers?|message follows|"
+    r"^\s*+(?:[-=_*]{2,}+.*\b(?:original|returned|unsent|undelivered|copy of|headers?|message follows|"
     r"message text|rejected message)\b"
     r"|.*\bbelow this line is a copy\b|.*\bbelow is a copy of\b|message headers follow"
     r"|original mail as follows|your message reads\b"
     r"|the original message (?:headers?|text) (?:is|are|follows?)"
     r"|(?:received|return-path|dkim-signature|domainkey-signature|x-original-to|delivered-to"
     r"|mime-version):\s)",
-    re.I)
+    re.IGNORECASE)
 # Lines naming the sender or the message, not a failed recipient.
 _NOT_RECIPIENT_LINE = re.compile(
     r"\b(?:from|sender|return-path|reply-to|envelope-from|message-?id|references|in-reply-to|"
     r"original sender|postmaster|x-postfix-sender)\b\s*[:=(<]|\bmail from\b|\bfrom\s+<|\bfrom\s+\S+@|"
-    r"\bcontact\b|\bwrite to\b|\bsend (?:e-?mail|mail|a message) to\b", re.I)
-_DAEMON_LOCAL_PART = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|double-bounce|mdaemon)$", re.I)
+    r"\bcontact\b|\bwrite to\b|\bsend (?:e-?mail|mail|a message) to\b", re.IGNORECASE)
+_DAEMON_LOCAL_PART = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|double-bounce|mdaemon)$", re.IGNORECASE)
 _TEMPORARY_TEXT = re.compile(
     r"\b(?:delay(?:ed)?|has not yet been delivered|will (?:continue to )?(?:be )?retr(?:y|ied)|"
-    r"will keep trying|still (?:be )?trying|warning: message)\b", re.I)
+    r"will keep trying|still (?:be )?trying|warning: message|postponed|deferred|"
+    r"will continue (?:trying|to try|to attempt)|will (?:be )?re-?attempt(?:ed)?|try again later|"
+    r"(?:do|need) not (?:need to )?resend|temporar(?:y|ily) (?:failure|error|unavailable|rejected))\b", re.IGNORECASE)
+# What a notice says of a recipient it gave up on.
+_PERMANENT_TEXT = re.compile(
+    r"failed permanently|permanent(?:ly)? (?:failure|error|fatal)|could ?n[o']t be delivered(?! for)|"
+    r"does(?: not|n't) exist|user unknown|unknown (?:user|recipient)|no such (?:user|mailbox|recipient)|"
+    r"undeliverable|(?:was|has been) rejected|giving up|gave up|retry timeout exceeded|"
+    r"could not be reached|cannot be reached", re.IGNORECASE)
 
 _FAILURE_TEXT = re.compile(
-    r"could ?n[o']t be delivered|undeliverable|delivery (?:to the following|has failed|failed|failure)|"
+    r"could ?n[o']t be delivered|non-?delivery report|(?:could not|cannot) be reached|"
+    r"(?:delivery|message)[\w ]{0,40}(?:delayed|postponed|deferred)|"
+    r"will continue (?:trying|to try)|undeliverable|delivery (?:to the following|has failed|failed|failure)|"
     r"failed recipient|did not reach|unable to deliver|not (?:be )?delivered|"
     r"permanent(?:ly)? (?:error|fatal)|following (?:address|recipient)|returned to sender|user unknown|"
     r"mailbox unavailable|error (?:delivering|sending)|(?:was|were) rejected|rejected by|"
     r"配信できません|届きませんでした|送信できませんでした|宛先(?:不明|が見つかりません)",
-    re.I)
+    re.IGNORECASE)
 
 # Diagnostic phrases of RFC 3463 classes, for bounces that give neither status nor reply code.
 _DIAGNOSTIC_STATUS = (
@@ -68,12 +81,13 @@ _DIAGNOSTIC_STATUS = (
                 r"not (?:a )?(?:valid|known) (?:user|recipient|mailbox)|no mailbox|unknown recipient|"
                 r"user not found|addressee unknown|account (?:has been )?disabled|"
                 # Lotus Notes / Domino directory misses, Exchange 2003's "Unknown Recipient".
-                r"not listed in (?:public name|domino directory)|name is not recognized", re.I), "5.1.1"),
-    (re.compile(r"host unknown|domain not found|unrouteable|no mx|name server|dns", re.I), "5.1.2"),
-    (re.compile(r"mailbox (?:is )?full|quota|exceeded|over ?quota|insufficient|storage", re.I), "5.2.2"),
-    (re.compile(r"too (?:large|big)|size limit|message size", re.I), "5.3.4"),
-    (re.compile(r"spam|blocked|blacklist|block ?list|policy|denied|refused|rejected", re.I), "5.7.1"),
-    (re.compile(r"giving up|retry time|could not deliver for|timed? ?out|expired|too long", re.I), "4.4.7"),
+                r"not listed in (?:public name|domino directory)|name is not recognized", re.IGNORECASE), "5.1.1"),
+    (re.compile(r"host unknown|domain not found|unrouteable|no mx|name server|dns", re.IGNORECASE), "5.1.2"),
+    (re.compile(r"mailbox (?:is )?full|full mailbox|quota|exceeded|over ?quota|insufficient|storage",
+                re.IGNORECASE), "5.2.2"),
+    (re.compile(r"too (?:large|big)|size limit|message size", re.IGNORECASE), "5.3.4"),
+    (re.compile(r"spam|blocked|blacklist|block ?list|policy|denied|refused|rejected", re.IGNORECASE), "5.7.1"),
+    (re.compile(r"giving up|retry time|could not deliver for|timed? ?out|expired|too long", re.IGNORECASE), "4.4.7"),
 )
 
 
@@ -98,7 +112,7 @@ def _permanent(status: str | None, action: str) -> bool:
     """
     if action.startswith(("fail", "error")):
         return True
-    if action.startswith("delayed") or action.startswith(tuple(SUCCESS_ACTIONS)):
+    if action.startswith(("delayed", *SUCCESS_ACTIONS)):
         return False
     return status is None or status.startswith("5")
 
@@ -171,7 +185,8 @@ def _own_parts(msg: Message) -> Iterator[Message]:
     """Leaf parts of the bounce itself, not descending into a returned message."""
     if msg.is_multipart() and msg.get_content_maintype() == "multipart":
         for sub in msg.get_payload():
-            yield from _own_parts(sub)
+            if isinstance(sub, Message):
+                yield from _own_parts(sub)
     else:
         yield msg
 
@@ -187,7 +202,7 @@ def notice_text(msg: Message) -> str:
         if ctype == "text/html":
             if any(p.get_content_type() == "text/plain" for p in _own_parts(msg)):
                 continue
-            text = re.sub(r"<[^>]+>", " ", re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", text))
+            text = html_to_text(text)
         lines = []
         for line in text.replace("\r\n", "\n").split("\n"):
             if _QUOTE_START.match(line):
@@ -247,18 +262,63 @@ def _own_addresses(msg: Message) -> set[str]:
     return {a.lower() for name in names for v in msg.get_all(name, []) for a in _ADDRESS.findall(str(v))}
 
 
-def _recipient(address: str, context: str, temporary: bool) -> BounceRecipient:
-    """A recipient of a plain-text notice: given up unless the notice is a delay warning."""
-    return BounceRecipient(address, _status(context), not temporary)
+@dataclass(frozen=True, slots=True)
+class _Notice:
+    """A notice's text as lines, and the first line that names each address in it."""
+
+    text: str
+    lines: tuple[str, ...]
+    first_line: dict[str, int]
+    first_offset: dict[str, int]  # where in the text, for the order of a set of addresses
+
+    @classmethod
+    def of(cls, text: str) -> _Notice:
+        lines = tuple(text.split("\n"))
+        first_line: dict[str, int] = {}
+        first_offset: dict[str, int] = {}
+        offset = 0
+        for index, line in enumerate(lines):
+            for match in _ADDRESS.finditer(line):
+                for key in (match.group().lower(), match.group().lower().strip(".")):
+                    first_line.setdefault(key, index)
+                    first_offset.setdefault(key, offset + match.start())
+            offset += len(line) + 1
+        return cls(text, lines, first_line, first_offset)
 
 
-def _context(text: str, address: str) -> str:
-    """The diagnostic around an address: its line and the few lines after it."""
-    at = text.lower().find(address.lower())
-    if at < 0:
-        return text
-    start = text.rfind("\n", 0, at) + 1
-    return text[start:at + 400]
+def _recipient(address: str, notice: _Notice, temporary: bool, alone: bool = False) -> BounceRecipient:
+    """A recipient of a plain-text notice with its own status and whether it was given up: its
+    own lines decide, else the nearest heading above it, else the notice as a whole (which is
+    all about it when it is the only recipient)."""
+    lines = notice.lines
+    at = notice.first_line.get(address.lower())
+    if at is None:
+        return BounceRecipient(address, _status(notice.text), not temporary)
+    own = [lines[at]]
+    for line in lines[at + 1:at + 8]:
+        if not line.strip() or (_ADDRESS.search(line) and not _STATUS.search(line)):
+            break
+        own.append(line)
+    block = "\n".join(own)
+    context = notice.text if alone else "\n".join(lines[at:at + 8])
+    status = _status(block) or _status(context)
+    verdict = _given_up(block)
+    for line in reversed(lines[max(0, at - 12):at]):
+        if verdict is not None:
+            break
+        verdict = _given_up(line)
+    if verdict is None:
+        verdict = not temporary
+    if status and status[0] == "5" and not verdict and not (_STATUS.search(block) or _REPLY_CODE.search(block)):
+        status = "4" + status[1:]  # a class read from the wording of a notice that will retry
+    return BounceRecipient(address, status, verdict)
+
+
+def _given_up(text: str) -> bool | None:
+    """True when the text says delivery failed for good, False when it will be retried, else None."""
+    if _TEMPORARY_TEXT.search(text):
+        return False
+    return True if _PERMANENT_TEXT.search(text) else None
 
 
 def _is_recipient(address: str, exclude: set[str]) -> bool:
@@ -290,8 +350,8 @@ def _scan_text(text: str, exclude: set[str]) -> list[str]:
 
 
 # An SMTP reply as MTAs quote it ("550 ", "<<< 550-", "said: 550", "[SMTP Error Code 550]").
-_TRANSCRIPT_REPLY = re.compile(r"^\s*(?:<<<\s*)?[45]\d\d[ -]|\bsaid:\s*[45]\d\d\b|error code:?\s*[45]\d\d\b",
-                               re.M | re.I)
+_TRANSCRIPT_REPLY = re.compile(r"^[ \t]*(?:<<<[ \t]*)?[45]\d\d[ -]|\bsaid:\s*[45]\d\d\b|error code:?\s*[45]\d\d\b",
+                               re.MULTILINE | re.IGNORECASE)
 
 
 def looks_machine_written(msg: Message) -> bool:
@@ -309,7 +369,7 @@ def _flufl_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
     """flufl.bounce's (temporary, permanent) failed recipients; none when its detectors cannot read the mail."""
     try:
         return all_failures(msg)
-    except Exception as exc:  # its detectors assume sane headers (a str From holding an address)
+    except Exception as exc:
         log.debug("flufl.bounce could not read a damaged notice (%s: %s); reading it ourselves",
                   type(exc).__name__, exc)
         return frozenset(), frozenset()
@@ -318,25 +378,31 @@ def _flufl_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
 def read_mta_bounce(msg: Message) -> tuple[BounceRecipient, ...]:
     """Failed recipients of a bounce without delivery-status part, read from its notice text."""
     text = notice_text(msg)
+    notice = _Notice.of(text)
     temporary = bool(_TEMPORARY_TEXT.search(text) or _TEMPORARY_TEXT.search(str(msg.get("Subject", ""))))
     # Exim names the failed recipients in a header of its own.
-    failed = [a for v in msg.get_all("X-Failed-Recipients", []) for a in _ADDRESS.findall(str(v))]
+    failed = list(dict.fromkeys(a for v in msg.get_all("X-Failed-Recipients", []) for a in _ADDRESS.findall(str(v))))
     if failed:
-        return tuple(_recipient(a, _context(text, a), temporary) for a in dict.fromkeys(failed))
+        return tuple(_recipient(a, notice, temporary, len(failed) == 1) for a in failed)
     flufl_temporary, flufl_permanent = _flufl_failures(msg)
-    found = [(a.decode(errors="replace"), False) for a in flufl_permanent]
-    found += [(a.decode(errors="replace"), True) for a in flufl_temporary]
-    # flufl.bounce answers sets; report them in the order the notice names them.
-    found.sort(key=lambda item: (text.lower().find(item[0].lower()) % (len(text) + 1), item[0]))
+    found = {a.decode(errors="replace").strip("."): False for a in flufl_permanent}
+    found |= {a.decode(errors="replace").strip("."): True for a in flufl_temporary}
     if found:
-        return tuple(_recipient(a, _context(text, a), temporary or temp) for a, temp in found)
+        # flufl.bounce reads one recipient of a notice that names each in its own sentence.
+        own = _own_addresses(msg)
+        known = {a.lower() for a in found}
+        found |= {a: False for a in sentence_recipients(text) if a.lower() not in known and _is_recipient(a, own)}
+        # flufl.bounce answers sets; report them in the order the notice names them.
+        ordered = sorted(found.items(), key=lambda item: (notice.first_offset.get(item[0].lower(), len(text)),
+                                                          item[0]))
+        return tuple(_recipient(a, notice, temporary or temp, len(ordered) == 1) for a, temp in ordered)
     if inline := _inline_dsn(text):
         return inline
     own = _own_addresses(msg)
-    addresses = (recipient_lines(text, lambda a: _is_recipient(a, own)) or _scan_text(text, own)
-                 or _original_recipients(msg))
-    single = len(addresses) == 1
-    return tuple(_recipient(a, text if single else _context(text, a), temporary) for a in addresses)
+    addresses = (recipient_lines(text, lambda a: _is_recipient(a, own))
+                 or [a for a in sentence_recipients(text) if _is_recipient(a, own)]
+                 or _scan_text(text, own) or _original_recipients(msg))
+    return tuple(_recipient(a, notice, temporary, len(addresses) == 1) for a in addresses)
 
 
 def read_ses_notification(msg: Message) -> tuple[str, BounceReport] | None:

@@ -3,48 +3,63 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from email.message import Message
 
-from plugin.classify.bounce import (dsn_parts, looks_like_notice, looks_machine_written, read_dsn, read_mta_bounce,
-                           read_ses_notification, report_of)
+from plugin.classify.bounce import (
+    dsn_parts,
+    looks_like_notice,
+    looks_machine_written,
+    read_dsn,
+    read_mta_bounce,
+    read_ses_notification,
+    report_of,
+)
 from plugin.domain import CUSTOMER_MAIL, InboundMail, MailKind, Verdict
-from plugin.route.jira_ids import jira_issue_id
 from plugin.mapping.summary import strip_reply_prefix
+from plugin.route.jira_ids import jira_issue_id
 
 Detector = Callable[[InboundMail, frozenset[str]], Verdict | None]
 
 LOOP_HEADERS = ("X-JSM-Mail-Loop", "X-JIRA-FingerPrint")
 # De-facto auto-responder headers (vacation programs, hosted mail, ticket systems).
 AUTORESPONDER_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Mail-Autoreply")
-_DAEMON_SENDER = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|mdaemon|double-bounce)(?:@|$)", re.I)
+_DAEMON_SENDER = re.compile(r"^(?:mailer[-_]?daemon|mail[-_]?daemon|mdaemon|double-bounce)(?:@|$)", re.IGNORECASE)
 _DAEMON_NAME = re.compile(r"mail delivery (?:system|subsystem|service)|mailer[-_ ]?daemon|"
-                          r"mail administrator|postmaster", re.I)
+                          r"mail administrator|postmaster", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|non[- ]?deliver|not (?:be )?delivered|delivery (?:status notification|failure|"
     r"failed|has failed|notification|problem|report)|returned mail|return(?:ed)? to sender|failure notice|"
     r"mail delivery failed|delivery error|could not (?:be )?(?:sent|delivered)|error sending your mail|"
     r"mail system error|delivery status|message not delivered|warning: could not send|"
+    r"delivery (?:delayed|postponed|deferred)|delayed (?:mail|delivery)|(?:mail|message) delivery postponed|"
     r"不達|配信(?:不能|エラー|失敗|できません)|送信(?:エラー|できません)|エラーメール|届きません",
-    re.I)
-_BARE_DAEMON = re.compile(r"^\W*(?:mailer[-_ ]?daemon|mail delivery (?:system|subsystem))\W*(?:<>)?$", re.I)
+    re.IGNORECASE)
+_BARE_DAEMON = re.compile(r"^\W*(?:mailer[-_ ]?daemon|mail delivery (?:system|subsystem))\W*(?:<>)?$", re.IGNORECASE)
 _SENDER_LIKE_POSTMASTER = re.compile(r"^(?:postmaster|mailer|mail-?daemon|bounces?|mdaemon)[@+]",
-                                     re.I)
+                                     re.IGNORECASE)
 _OUT_OF_OFFICE_SUBJECT = re.compile(
     r"out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|^\s*auto:|"
     r"away from (?:my|the) (?:mail|office)|on vacation|abwesenheit|absence|自動(?:応答|返信)|不在|"
     r"r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica|resposta autom[áa]tica|"
     r"automatische antwort|automatisch antwoord|autosvar|automaattinen vastaus|automatyczna odpowied[źz]|"
-    r"автоответ|自动回复|자동 ?응답", re.I)
+    r"автоответ|自动回复|자동 ?응답", re.IGNORECASE)
 # sisimai's RFC 3834 reader leaves these alone: cron and sudo mail from root is a system notice.
-_SYSTEM_SENDER = re.compile(r"^root@", re.I)
-_SYSTEM_SUBJECT = re.compile(r"security information for", re.I)
+_SYSTEM_SENDER = re.compile(r"^root@", re.IGNORECASE)
+_SYSTEM_SUBJECT = re.compile(r"security information for", re.IGNORECASE)
 # Microsoft's Junk Mail Reporting Program and Amazon SES mail complaints as multipart/mixed, not ARF.
-_COMPLAINT_SUBJECT = re.compile(r"^complaint about message from ", re.I)
-_EXCHANGE_AUTO_SOURCE = re.compile(r"auto ?respon|oof|out of office", re.I)
+_COMPLAINT_SUBJECT = re.compile(r"^complaint about message from ", re.IGNORECASE)
+_EXCHANGE_AUTO_SOURCE = re.compile(r"auto ?respon|oof|out of office", re.IGNORECASE)
 
 
 def _header(mail: InboundMail, name: str) -> str | None:
     value = mail.header(name)
     return None if value is None else " ".join(value.split())
+
+
+def _report_type(msg: Message) -> str:
+    """The report-type parameter of a multipart/report (RFC 6522), lower-cased."""
+    value = msg.get_param("report-type")
+    return value.lower() if isinstance(value, str) else ""
 
 
 def detect_loop_header(mail: InboundMail, own_domains: frozenset[str]) -> Verdict | None:
@@ -73,8 +88,7 @@ def detect_jira_message_id(mail: InboundMail, own_domains: frozenset[str]) -> Ve
 def detect_feedback_report(mail: InboundMail, own_domains: frozenset[str]) -> Verdict | None:
     """RFC 5965 Abuse Reporting Format: a complaint about our mail, not a request."""
     msg = mail.message
-    if msg.get_content_type() == "multipart/report" and \
-            (msg.get_param("report-type") or "").lower() == "feedback-report":
+    if msg.get_content_type() == "multipart/report" and _report_type(msg) == "feedback-report":
         return Verdict(MailKind.FEEDBACK_REPORT, "arf: multipart/report feedback-report")
     if any(part.get_content_type() == "message/feedback-report" for part in msg.walk()):
         return Verdict(MailKind.FEEDBACK_REPORT, "arf: message/feedback-report")
@@ -87,8 +101,7 @@ def detect_feedback_report(mail: InboundMail, own_domains: frozenset[str]) -> Ve
 def detect_delivery_status(mail: InboundMail, own_domains: frozenset[str]) -> Verdict | None:
     """RFC 3464 delivery status notification, whatever Auto-Submitted says (RFC 3834 section 5)."""
     msg = mail.message
-    is_report = msg.get_content_type() == "multipart/report" and \
-        (msg.get_param("report-type") or "").lower() == "delivery-status"
+    is_report = msg.get_content_type() == "multipart/report" and _report_type(msg) == "delivery-status"
     if not dsn_parts(msg):
         return None if not is_report else _mta_bounce(mail, "dsn: multipart/report without status part")
     recipients = read_dsn(msg)
@@ -132,10 +145,12 @@ def detect_mta_bounce(mail: InboundMail, own_domains: frozenset[str]) -> Verdict
     subject = mail.subject.strip()
     # A person replying to or forwarding a bounce writes "Re:"/"Fwd:" before its subject.
     bounce_subject = bool(_BOUNCE_SUBJECT.search(subject)) and strip_reply_prefix(subject) == subject
+    if not (machine_sender or bounce_subject):
+        return None  # reading the notice text could not make it a bounce
     notice = looks_like_notice(mail.message)
     # A person may write that their mail was not delivered; only an MTA adds status codes or the original.
-    if not (machine_sender and (bounce_subject or notice)
-            or bounce_subject and notice and looks_machine_written(mail.message)):
+    if not ((machine_sender and (bounce_subject or notice))
+            or (bounce_subject and notice and looks_machine_written(mail.message))):
         return None
     signal = "subject" if bounce_subject else "notice"
     verdict = _mta_bounce(mail, f"bounce: {signal} from {sender or raw_from}")
@@ -235,4 +250,5 @@ def classify(mail: InboundMail, *, own_domains: frozenset[str] = frozenset()) ->
     for detect in DETECTORS:
         if verdict := detect(mail, own_domains):
             return verdict
-    return CUSTOMER_MAIL
+    # A repaired header section or a sender read from another field is evidence worth keeping.
+    return Verdict(MailKind.MAIL, "; ".join(mail.repairs)) if mail.repairs else CUSTOMER_MAIL

@@ -19,7 +19,8 @@ def comment_draft(mail: InboundMail, reply: str, raw: bytes, *, known_people: fr
     """The comment for a reply; the whole mail is attached when quote stripping removed text."""
     assert mail.sender is not None, "the pipeline rejects mail without a sender first"
     stripped = reply.strip() != mail.body_text.strip()
-    body = escape_wiki(reply.strip()) if reply.strip() else "_(No new text in this mail; the original is attached for agents.)_"
+    body = (escape_wiki(reply.strip()) if reply.strip()
+            else "_(No new text in this mail; the original is attached for agents.)_")
     newcomers = _newcomers(mail, known_people | own_addresses)
     room = max(MAX_PARTICIPANTS - participant_count, 0)
     added, left_out = newcomers[:room], newcomers[room:]
@@ -40,7 +41,7 @@ def _newcomers(mail: InboundMail, known: frozenset[str]) -> list[Address]:
     """The sender and Cc'd people who are not yet on the request, each once."""
     seen = {a.lower() for a in known}
     people = []
-    for person in (mail.sender, *mail.cc):
+    for person in (*((mail.sender,) if mail.sender else ()), *mail.cc):
         key = person.address.lower()
         if key not in seen:
             seen.add(key)

@@ -21,7 +21,7 @@ def description_from(body_text: str, reference: str | None = None) -> tuple[str,
         return description + footer, None
     note = _TRUNCATION_NOTE.format(name=FULL_BODY_FILENAME)
     cut = description[:room - len(note)]
-    cut = cut[:-1] if cut.endswith("\\") else cut  # never leave half an escape
+    cut = cut.removesuffix("\\")  # never leave half an escape
     full = Attachment(FULL_BODY_FILENAME, "text/plain; charset=utf-8", text.encode("utf-8"))
     return cut + note + footer, full
 

@@ -46,6 +46,12 @@ _JAPANESE = frozenset(("cp932", EUCJP, ISO2022JP, "shift_jis_2004", "euc_jis_200
 # Tried in this order when nothing (usable) is declared; most of our customers write Japanese.
 _CJK_CANDIDATES = ("cp932", EUCJP, "gb18030", "cp949", "big5hkscs")
 _MAX_SUSPICION = 0.25
+# Single-byte tables of Latin script, in which a run of accented letters is rare.
+_LATIN_CODECS = frozenset(("cp1252", "latin_1", "iso8859_15", "cp1250", "iso8859_2", "cp1254", "iso8859_9",
+                           "cp850", "mac_roman", "iso8859_3", "iso8859_4", "iso8859_13", "cp1257"))
+_NON_ASCII_RUN = re.compile("[^\x00-\x7f]{3,}")
+_CP1252_RARE = "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+_EUC_SHAPED = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xfe]{2})*")
 _SAMPLE_CHARS = 200_000
 
 _JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\$\([@-Z]|\([BJIH]|\$[AGH]|\.[AF])")
@@ -55,6 +61,8 @@ _EUC_CHAR = re.compile(rb"[\xa1-\xfe]{2}|\x8e[\xa1-\xdf]|\x8f[\xa1-\xfe]{2}")
 _NON_ASCII = re.compile("[^\x00-\x7f]")
 _KANA = re.compile("[\u3041-\u30ff]")
 _IDEOGRAPH = re.compile("[\u3400-\u9fff]")
+_WIDE = re.compile("[\u3400-\u9fff\uac00-\ud7a3]")
+_BASE_TABLE = {"gb18030": "gb2312", "cp949": "euc_kr"}
 # Signs of a wrong decoding: replacement and control characters, private use, half-width kana,
 # Hangul jamo, UTF-8 read as Latin-1 ("Ã¼"), and ideographs glued between Latin letters.
 _SUSPECT = re.compile(
@@ -72,8 +80,8 @@ _LABEL_SPELLINGS = (
     (re.compile(r"^latin-(\d+)$"), r"latin\1"),
     (re.compile(r"^koi8(\w)$"), r"koi8_\1"),
 )
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,55 @@ def decode_text(data: bytes, declared: str | None) -> Decoded:
     return Decoded(guess_text(data), True)
 
 
+def decode_header_bytes(data: bytes, body_charset: str | None) -> Decoded:
+    """Raw 8-bit header text as a person would read it: UTF-8 (RFC 6532), else the body's charset
+    when it reads plausibly, else the East Asian table that fits, else Windows-1252 for Latin text."""
+    utf8 = _try_decode(data, "utf-8")
+    if utf8 is not None:
+        return Decoded(utf8, False)
+    codec = codec_for(body_charset)
+    if codec is not None and codec != "utf-8":
+        text = _try_decode(data, codec)
+        if text is not None and (reads_as_latin(text, codec) if codec in _LATIN_CODECS
+                                 else suspicion(text, codec) <= _MAX_SUSPICION):
+            return Decoded(text, True)
+    latin = _decode_single_byte(data)
+    if reads_as_latin(latin, "cp1252"):
+        return Decoded(latin, True)
+    if _EUC_SHAPED.fullmatch(data):
+        # Both bytes of every character in 0xA1-0xFE: EUC-JP with kana, else GB2312/GBK, else EUC-KR.
+        for codec in (EUCJP, "gb18030", "cp949"):
+            text = _try_decode(data, codec)
+            if text is not None and (codec != EUCJP or _KANA.search(text)) \
+                    and suspicion(text, codec) <= _MAX_SUSPICION:
+                return Decoded(text, True)
+    return Decoded(guess_text(data), True)
+
+
+def reads_as_latin(text: str, codec: str) -> bool:
+    """Whether text from a Latin single-byte table reads as words: few symbols among its
+    non-ASCII characters and no long runs of them, which East Asian bytes read so give.
+    Windows-1252's letters in 0x80-0x9F (Š, Ž, Œ, ƒ) count as symbols: Shift_JIS lead bytes."""
+    high = _NON_ASCII.findall(text)
+    if len(high) < 2:
+        return True
+    rare = _CP1252_RARE if codec == "cp1252" else ""
+    symbols = sum(not char.isalpha() or char in rare for char in high)
+    in_runs = sum(len(run) for run in _NON_ASCII_RUN.findall(text))
+    return symbols * 5 <= len(high) and in_runs * 10 <= len(high) * 3
+
+
+def decode_body_with_hint(data: bytes, hint: str | None) -> Decoded:
+    """An undeclared text body: a Latin charset the header's encoded-words name is the sender's
+    own when the bytes read as Latin words, rather than a CJK table that fits a few 8-bit bytes."""
+    codec = codec_for(hint)
+    if codec in _LATIN_CODECS and not data.isascii() and _try_decode(data, "utf-8") is None:
+        text = _try_decode(data, codec)
+        if text is not None and reads_as_latin(text, codec):
+            return Decoded(text, True)
+    return decode_text(data, None)
+
+
 def guess_text(data: bytes) -> str:
     """Decode bytes whose charset is unknown: UTF-8, then the East Asian encodings, then detection."""
     text = _try_decode(data, "utf-8")
@@ -162,7 +219,19 @@ def suspicion(text: str, codec: str) -> float:
     elif codec != "utf-8":
         # Kana read through a Chinese or Korean table means Japanese bytes (EUC-JP shares rows 4-5).
         bad += kana
+    if codec in _BASE_TABLE:
+        # GBK and UHC extend GB2312 and KS X 1001 with rare characters; many of them in a short
+        # text mean Big5 (or other) bytes read through the wrong table.
+        bad += sum(not _in_table(char, _BASE_TABLE[codec]) for char in _WIDE.findall(sample[:2000]))
     return bad / max(non_ascii, 1)
+
+
+def _in_table(char: str, codec: str) -> bool:
+    """One two-byte code of the base table (Python's euc_kr spells other syllables as 8-byte make-up sequences)."""
+    try:
+        return len(char.encode(codec)) == 2
+    except UnicodeEncodeError:
+        return False
 
 
 def charset_from_html(data: bytes) -> str | None:
@@ -177,7 +246,7 @@ def decode_words(value: str) -> Decoded:
     repaired = False
     pending: list[tuple[str, bytes]] = []  # adjacent encoded-words not yet decoded
     position = 0
-    for match in _ENCODED_WORD.finditer(value):
+    for match in ENCODED_WORD.finditer(value):
         gap = value[position:match.start()]
         # RFC 2047 section 6.2: whitespace between adjacent encoded-words is not displayed.
         if gap and not (pending and gap.isspace()):
@@ -263,10 +332,7 @@ def _jis_to_sjis_table() -> dict[bytes, bytes]:
     for j1 in range(0x21, 0x7F):
         s1 = (j1 + 1) // 2 + (0x70 if j1 <= 0x5E else 0xB0)
         for j2 in range(0x21, 0x7F):
-            if j1 % 2:
-                s2 = j2 + 0x1F + (1 if j2 + 0x1F >= 0x7F else 0)
-            else:
-                s2 = j2 + 0x7E
+            s2 = j2 + 0x1F + (1 if j2 + 0x1F >= 0x7F else 0) if j1 % 2 else j2 + 0x7E
             table[bytes((j1, j2))] = bytes((s1, s2))
     return table
 

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import email.utils
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 
-from plugin.parse.charsets import Decoded, decode_text, decode_words
 from plugin.domain import Address
+from plugin.parse.charsets import decode_header_bytes, decode_words
 
 FOLDED_LINE_BREAK = re.compile(r"\r?\n(?=[ \t])")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
 _ATOM = re.compile(r'[^\s"(),;:<>]+')
-_EMAIL = re.compile(r"[^\s<>()\"',;:]+@[^\s<>()\"',;:]+")
+_EMAIL = re.compile(r"(?<![^\s<>()\"',;:])[^\s<>()\"',;:@]++@[^\s<>()\"',;:]+")
 
 
 class Headers:
@@ -50,17 +50,16 @@ class Headers:
         return decoded.text.replace("\r", "").replace("\n", "")
 
     def _unescape_8bit(self, value: str) -> str:
-        """Raw 8-bit header bytes (RFC 6532 UTF-8, or Shift_JIS or Latin-1 from old mailers) as text.
-        Bytes that are not UTF-8 are read in the charset the body declares, as Thunderbird does."""
+        """Raw 8-bit header bytes (RFC 6532 UTF-8, or GBK, Big5, Shift_JIS or Latin-1 from old
+        mailers) as text: bytes that are not UTF-8 are read in the charset the body declares, as
+        Thunderbird does, when that reads plausibly, else in the charset they fit."""
         if value.isascii():
             return value
         try:
             raw = value.encode("ascii", "surrogateescape")
         except UnicodeEncodeError:
             return value  # already text
-        decoded = decode_text(raw, "utf-8")
-        if decoded.repaired and self._body_charset:
-            decoded = Decoded(decode_text(raw, self._body_charset).text, True)
+        decoded = decode_header_bytes(raw, self._body_charset)
         self.repaired |= decoded.repaired
         return decoded.text
 
@@ -77,7 +76,7 @@ def _address_list(value: str) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address-list (RFC 5322 section 3.4), leniently."""
     pairs = []
     chunk: list[tuple[str, str]] = []
-    for kind, text in _tokens(value) + [("special", ",")]:
+    for kind, text in [*_tokens(value), ("special", ",")]:
         if kind == "special" and text == ":" and not any(k == "angle" for k, _ in chunk):
             chunk = []  # RFC 5322 group: its display name is not a mailbox
         elif kind == "special":
@@ -116,8 +115,9 @@ def _tokens(value: str) -> list[tuple[str, str]]:
             position += 1
         else:
             atom = _ATOM.match(value, position)
-            tokens.append(("atom", atom.group()))
-            position = atom.end()
+            end = atom.end() if atom else position + 1  # _ATOM takes every character not handled above
+            tokens.append(("atom", value[position:end]))
+            position = end
     return tokens
 
 
@@ -173,7 +173,7 @@ def _words(chunk: list[tuple[str, str]]) -> list[str]:
     """Space-separated words; quoted strings keep their quotes when glued to other text."""
     words: list[str] = []
     current: list[tuple[str, str]] = []
-    for kind, text in chunk + [("space", " ")]:
+    for kind, text in [*chunk, ("space", " ")]:
         if kind in ("atom", "quoted"):
             current.append((kind, text))
             continue
@@ -217,4 +217,4 @@ def date_of(value: str | None) -> datetime | None:
         parsed = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

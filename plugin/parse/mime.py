@@ -13,11 +13,22 @@ from plugin.parse.charsets import decode_base64
 
 _MAX_DEPTH = 40  # deeper MIME nesting is an attack, not a mail; the rest stays one opaque part
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[ \t]")  # as email.feedparser reads them
+# Fields a header section of a real mail has; a line naming one confirms that a header block goes on.
+_KNOWN_FIELD = re.compile(
+    rb"(?:from|to|cc|bcc|subject|date|sender|reply-to|return-path|message-id|in-reply-to|references"
+    rb"|mime-version|content-[a-z-]+|received|delivered-to|envelope-to|resent-[a-z-]+|x-[\x21-\x39\x3b-\x7e]+"
+    rb"|thread-index|thread-topic|importance|priority|organization|user-agent|list-[a-z-]+|precedence"
+    rb"|auto-submitted|dkim-signature|authentication-results|arc-[a-z-]+|received-spf)[ \t]*:", re.IGNORECASE)
+# Fields that only a mail's own header section has (RFC 5322 section 3.6).
+_MAIL_FIELD = re.compile(rb"(?:from|to|subject|date|sender|message-id|received|return-path)[ \t]*:", re.IGNORECASE)
+_MAX_JUNK_LINES = 8  # forwarding banners and saved-mail prefixes above the header block
+_LF = b"\n"
+_MAX_LOST_FOLDS = 3  # unfolded lines in a row that a later field still proves to be header text
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_GUESSED_BOUNDARY = re.compile(rb"^--([\x21-\x7e][\x20-\x7e]{0,69}?)[ \t]*\r?$", re.M)
+_GUESSED_BOUNDARY = re.compile(rb"^--([\x21-\x7e][\x20-\x7e]{0,69}?)[ \t]*\r?$", re.MULTILINE)
 _QP_PADDED_BREAK = re.compile(rb"=[ \t]+(?=\n)")
 # POSIX uuencode (IEEE Std 1003.1, uuencode): "begin MODE NAME", encoded lines, "end".
-UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\n(.*?)^end[ \t]*$\n?", re.M | re.S)
+UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\n(.*?)^end[ \t]*$\n?", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,41 +39,64 @@ class Part:
     body: bytes
     children: tuple[Part, ...] = ()
     inner: Part | None = None  # the parsed mail inside a message/rfc822 part
+    repairs: tuple[str, ...] = ()  # how a damaged header section was read
 
 
-def parse_entity(data: bytes, depth: int, default_type: str = "text/plain") -> Part:
+@dataclass(frozen=True, slots=True)
+class HeaderSection:
+    """The header section as it will be parsed, where the body starts, and what was repaired."""
+
+    data: bytes
+    body_start: int
+    repairs: tuple[str, ...] = ()
+
+
+def parse_mail_entity(data: bytes) -> Part:
+    """The top-level entity of a mail, its header section read tolerantly (see read_header_section)."""
+    return parse_entity(data, 0, section=read_header_section(data))
+
+
+def parse_entity(data: bytes, depth: int, default_type: str = "text/plain",
+                 section: HeaderSection | None = None) -> Part:
     """Split one entity into headers and body and recurse into multipart and message parts."""
-    header_end, body_start = header_bounds(data)
-    message = BytesHeaderParser(policy=compat32).parsebytes(data[:header_end])
+    if section is None:
+        header_end, body_start = header_bounds(data)
+        section = HeaderSection(data[:header_end], body_start)
+    body_start = section.body_start
+    message = BytesHeaderParser(policy=compat32).parsebytes(section.data)
     message.set_default_type(default_type)
     body = data[body_start:]
     ctype = message.get_content_type()
     if depth < _MAX_DEPTH and message.get_content_maintype() == "multipart":
         part = _parse_multipart(message, body, depth)
         if part is not None:
-            return part
+            return Part(part.message, part.body, part.children, repairs=section.repairs)
     if depth < _MAX_DEPTH and ctype in ("message/rfc822", "message/global"):
         inner = parse_entity(transfer_decode(message, body), depth + 1)
         message.set_payload([inner.message])
-        return Part(message, body, inner=inner)
+        return Part(message, body, inner=inner, repairs=section.repairs)
     if ctype == "message/delivery-status":
         # RFC 3464: per-message and per-recipient field blocks, as the stdlib parser keeps them.
         blocks = [b for b in _BLANK_LINE.split(transfer_decode(message, body)) if b.strip()]
         message.set_payload([BytesHeaderParser(policy=compat32).parsebytes(b) for b in blocks])
-        return Part(message, body)
+        return Part(message, body, repairs=section.repairs)
     message.set_payload(body.decode("ascii", "surrogateescape"))
-    return Part(message, body)
+    return Part(message, body, repairs=section.repairs)
 
 
-def header_bounds(data: bytes) -> tuple[int, int]:
-    """Where the header section ends and the body starts (RFC 5322 section 2.1)."""
-    if data[:1] in (b"\n", b"\r"):
-        return 0, 2 if data.startswith(b"\r\n") else 1
-    match = _BLANK_LINE.search(data)
+def header_bounds(data: bytes, start: int = 0) -> tuple[int, int]:
+    """Where the header section from start ends and the body starts (RFC 5322 section 2.1)."""
+    return _bounds(data, start, _BLANK_LINE.search(data, start))
+
+
+def _bounds(data: bytes, start: int, match: re.Match[bytes] | None) -> tuple[int, int]:
+    """header_bounds with the first blank line from start (None: there is none) found already."""
+    if data[start:start + 1] in (b"\n", b"\r"):
+        return start, start + (2 if data.startswith(b"\r\n", start) else 1)
     end = match.start() if match else len(data)
-    position = 0
+    position = start
     while position < end:
-        if not _HEADER_LINE.match(data, position) or (position and data.startswith(b"From ", position)):
+        if not _HEADER_LINE.match(data, position) or (position > start and data.startswith(b"From ", position)):
             # A line that is no header field ends the header section without a blank line.
             return position, position
         line_end = data.find(b"\n", position, end)
@@ -70,6 +104,80 @@ def header_bounds(data: bytes) -> tuple[int, int]:
             break
         position = line_end + 1
     return end, match.end() if match else len(data)
+
+
+def read_header_section(data: bytes) -> HeaderSection:
+    """A mail's header section as a tolerant reader finds it: after a few lines of junk (a
+    forwarding banner, a blank line) when no header field starts the mail, and with lines that
+    lost the leading whitespace of their fold (RFC 5322 section 2.2.3) read as continuations."""
+    repairs = []
+    start = 0
+    if header_bounds(data)[0] == 0:
+        start = _header_block_after_junk(data)
+        if start:
+            repairs.append(f"headers: {data.count(_LF, 0, start)} line(s) before the header section skipped")
+    header_end, body_start, folds = _header_end_with_lost_folds(data, start)
+    section = data[start:header_end]
+    if folds:
+        section = b"".join(b" " + data[a:b] if (a, b) in folds else data[a:b]
+                           for a, b in _line_spans(data, start, header_end))
+        repairs.append(f"headers: {len(folds)} folded line(s) without leading whitespace joined")
+    return HeaderSection(section, body_start, tuple(repairs))
+
+
+def _line_spans(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+    position = start
+    while position < end:
+        line_end = data.find(b"\n", position, end)
+        line_end = end if line_end < 0 else line_end + 1
+        yield position, line_end
+        position = line_end
+
+
+def _header_block_after_junk(data: bytes) -> int:
+    """Where a header block starts below a few junk lines, or 0 when there is none: the block
+    must open with two header fields, one of them a field only a mail's own header has."""
+    spans = list(_first_lines(data, _MAX_JUNK_LINES + 2))
+    for index, (start, _) in enumerate(spans[1:_MAX_JUNK_LINES + 1], 1):
+        following = spans[index + 1] if index + 1 < len(spans) else None
+        if (following and _KNOWN_FIELD.match(data, start) and _KNOWN_FIELD.match(data, following[0])
+                and (_MAIL_FIELD.match(data, start) or _MAIL_FIELD.match(data, following[0]))
+                and not _KNOWN_FIELD.match(data, spans[index - 1][0])):
+            return start
+    return 0
+
+
+def _first_lines(data: bytes, count: int) -> Iterator[tuple[int, int]]:
+    position = 0
+    for _ in range(count):
+        if position >= len(data):
+            return
+        line_end = data.find(b"\n", position)
+        line_end = len(data) if line_end < 0 else line_end + 1
+        yield position, line_end
+        position = line_end
+
+
+def _header_end_with_lost_folds(data: bytes, start: int) -> tuple[int, int, set[tuple[int, int]]]:
+    """header_bounds from start, going on past lines that are no field when a known field follows
+    within a few lines before the blank line: those lines are folds that lost their whitespace."""
+    blank = _BLANK_LINE.search(data, start)
+    header_end, body_start = _bounds(data, start, blank)
+    folds: set[tuple[int, int]] = set()
+    limit = blank.start() if blank else len(data)
+    while header_end < limit and header_end > start and not data.startswith(b"From ", header_end):
+        pending: list[tuple[int, int]] = []
+        position = header_end
+        while position < limit and len(pending) < _MAX_LOST_FOLDS and not _HEADER_LINE.match(data, position):
+            line_end = data.find(b"\n", position, limit)
+            line_end = limit if line_end < 0 else line_end + 1
+            pending.append((position, line_end))
+            position = line_end
+        if position >= limit or not pending or not _KNOWN_FIELD.match(data, position):
+            break
+        folds.update(pending)
+        header_end, body_start = _bounds(data, position, blank)
+    return header_end, body_start, folds
 
 
 def _parse_multipart(message: Message, body: bytes, depth: int) -> Part | None:

@@ -6,22 +6,29 @@ import re
 # Header keys of the block Outlook, Apple Mail, Gmail forwards and webmails put above the
 # original message, in the languages we see (Outlook localises them, Japanese with "：" too).
 FROM_KEYS = (
-    "From", "Von", "De", "Da", "Van", "Från", "Fra", "Od", "От", "Lähettäjä", "Feladó", "Kimden",
-    "Remetente", "差出人", "送信者", "发件人", "發件人", "寄件者", "보낸 사람", "보낸사람",
+    "From", "Von", "De", "De la", "Da", "Van", "Från", "Fra", "Frá", "Od", "От", "Від", "Lähettäjä", "Feladó",
+    "Kimden", "Remetente", "Από", "Từ", "Dari", "Šalje", "Pošiljatelj", "Saatja", "Nuo", "Odosielateľ", "מאת",
+    "من", "จาก", "差出人", "送信者", "发件人", "發件人", "寄件者", "보낸 사람", "보낸사람", "Nadawca",
 )
 # Keys that date the original; a From: block with one of these is a header, not prose.
 DATE_KEYS = (
-    "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Envoye", "Enviado", "Fecha", "Enviada",
-    "Enviado el", "Enviada em", "Inviato", "Data", "Verzonden", "Skickat", "Sendt", "Odesláno",
-    "Wysłano", "Отправлено", "Дата", "送信日時", "日時", "日付", "发送时间", "發送時間", "日期",
-    "寄件日期", "보낸 날짜", "Lähetetty", "Gönderildi", "Tarih", "Elküldve",
+    "Sent", "Date", "Gesendet", "Datum", "Dato", "Envoyé", "Envoye", "Envoyé le", "Message du", "Enviado", "Fecha",
+    "Enviada", "Enviado el", "Enviada em", "Enviat", "Inviato", "Data", "Verzonden", "Verstuurd", "Skickat",
+    "Sendt", "Odesláno", "Odoslané", "Wysłano", "Отправлено", "Надіслано", "Дата", "Trimis", "Στάλθηκε",
+    "Đã gửi", "Dikirim", "Poslano", "Saadetud", "Nosūtīts", "Išsiųsta", "נשלח", "تاريخ الإرسال", "ส่ง",
+    "送信日時", "日時", "日付", "发送时间", "發送時間", "日期", "寄件日期", "보낸 날짜", "보낸날짜", "Lähetetty",
+    "Gönderildi", "Tarih", "Elküldve",
 )
-OTHER_KEYS = DATE_KEYS + (
+OTHER_KEYS = (
+    *DATE_KEYS,
     "To", "Subject", "Cc", "Bcc", "Reply-To", "Organization", "An", "Betreff", "Kopie", "À", "A",
     "Objet", "Para", "Asunto", "Assunto", "Oggetto", "Aan", "Onderwerp", "Till", "Ämne", "Til",
-    "Emne", "Komu", "Předmět", "Do", "Temat", "DW", "Кому", "Тема", "Копия", "宛先", "件名",
-    "送信", "收件人", "主题", "主旨", "抄送", "副本", "收件者", "받는 사람", "제목", "참조",
-    "Vastaanottaja", "Aihe", "Kime", "Konu", "Címzett", "Tárgy",
+    "Emne", "Kopi", "Vedhæftet", "Komu", "Předmět", "Do", "Temat", "DW", "Кому", "Тема", "Копия", "宛先", "件名",
+    "送信", "收件人", "主题", "主旨", "抄送", "副本", "收件者", "받는 사람", "받는사람", "제목", "참조",
+    "Vastaanottaja", "Aihe", "Kime", "Konu", "Címzett", "Tárgy", "Sujet", "Către", "Subiect", "Προς", "Θέμα",
+    "Đến", "Chủ đề", "Kepada", "Perihal", "Prima", "Predmet", "Zadeva", "Adressaat", "Teema", "Kam", "Tēma",
+    "Tema", "Per a", "Assumpte", "Kopia", "UDW", "Másolat", "Bilgi", "אל", "נושא", "إلى", "الموضوع", "ถึง",
+    "เรื่อง",
 )
 
 
@@ -32,12 +39,15 @@ def _keys(keys: tuple[str, ...]) -> str:
 # "From: x", "*From:* x" (bold in text parts made from HTML), "差出人： x".
 # One optional run of spaces on each side of the bold marker, so a long run of spaces
 # cannot be split between two "[ \t]*" in every possible way (quadratic backtracking).
-_KEY_LINE = r"^[ \t]*[*_]{0,2}(?:%s)[ \t]*(?:[*_]{1,2}[ \t]*)?[:：]"
-FROM_LINE = re.compile(_KEY_LINE % _keys(FROM_KEYS), re.IGNORECASE)
-DATE_LINE = re.compile(_KEY_LINE % _keys(DATE_KEYS), re.IGNORECASE)
-HEADER_LINE = re.compile(_KEY_LINE % _keys(FROM_KEYS + OTHER_KEYS), re.IGNORECASE)
+def _key_line(keys: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"^[ \t]*[*_]{0,2}(?:" + _keys(keys) + r")[ \t]*(?:[*_]{1,2}[ \t]*)?[:：]", re.IGNORECASE)
+
+
+FROM_LINE = _key_line(FROM_KEYS)
+DATE_LINE = _key_line(DATE_KEYS)
+HEADER_LINE = _key_line(FROM_KEYS + OTHER_KEYS)
 # Some clients flatten the whole block onto one line: "From: a Sent: b To: c Subject: d".
-INLINE_OTHER_KEY = re.compile(r"[ \t*](?:%s)[ \t]*[*_]{0,2}[:：]" % _keys(OTHER_KEYS), re.IGNORECASE)
+INLINE_OTHER_KEY = re.compile(r"[ \t*](?:" + _keys(OTHER_KEYS) + r")[ \t]*[*_]{0,2}[:：]", re.IGNORECASE)
 
 # "-----Original Message-----" and its translations (Outlook, Yahoo, AOL, Thunderbird).
 ORIGINAL_MESSAGE = re.compile(
@@ -71,11 +81,20 @@ ATTRIBUTION_END = re.compile(r"[:：][ \t]*$")
 _VERB = (r"wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|escreveu|schreef|skrev"
          r"|napisał\(a\)|napisała|napisał|napsal\(a\)|написал\(а\)|написала|написал|kirjoitti|írta"
          r"|пишет|написав|pisze|yazdı|写道|寫道|のメール|さんは書きました|は書きました|が書きました"
-         r"|님이 작성")
-ATTRIBUTION_VERB = re.compile(r"(?:%s)[ \t]*[:：]$" % _VERB, re.IGNORECASE)
+         r"|님이 작성하였습니다|님이 작성했습니다|님이 작성|napsal|napsala|napísal\(a\)|napísal|napisal\(a\)|napisal"
+         r"|napisala|napisao|nadesłał|έγραψε|написа|a scris|kirjutas|rašė|rakstīja|skrifaði|va escriure"
+         r"|ha escrit|đã viết|menulis|כתב|كتب")
+ATTRIBUTION_VERB = re.compile(r"(?:" + _VERB + r")[ \t]*[:：]$", re.IGNORECASE)
+# The same line without its colon ("On ... Bob wrote"), as some clients and re-wrapping leave it.
+BARE_ATTRIBUTION_VERB = re.compile(r"(?<!\w)(?:" + _VERB + r")[ \t]*$", re.IGNORECASE)
+# Zoho Mail frames the attribution: "---- On Mon, 05 Jan 2026 ... Bob <bob@example.com> wrote ----".
+# A space before each dash run, so that a long run is scanned once, not from each of its dashes.
+FRAMED_LINE = re.compile(r"^[ \t]*+-{2,}+[ \t](?P<inner>[^-\n][^\n]*?)[ \t]-{2,}+[ \t]*+$")
+# A clock time, which attribution lines carry and sentences rarely do: "09:00", "9.00", "9:00 AM".
+HAS_TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?!\d)")
 # Thunderbird puts the date after the verb or the name after it: "Bob wrote on 05/01/2026 09:00:",
 # "Max schrieb am 05.01.2026:", "Am 05.01.2026 um 09:00 schrieb Max Muster:".
-ATTRIBUTION_VERB_INSIDE = re.compile(r"(?<!\w)(?:%s)(?!\w)[^\n]{1,120}[:：]$" % _VERB, re.IGNORECASE)
+ATTRIBUTION_VERB_INSIDE = re.compile(r"(?<!\w)(?:" + _VERB + r")(?!\w)[^\n]{1,120}[:：]$", re.IGNORECASE)
 # Horde/IMP and other webmails: "Quoting Bob <bob@example.com>:", "Zitat von Max:".
 QUOTING_LINE = re.compile(
     r"^[ \t]*(?:Quoting|Zitat von|Citando|Citation de|Cytuję|Cytat|Citeren) [^\n]{1,200}[:：]$",
@@ -105,26 +124,30 @@ LINK = re.compile(r"[ \t]?(?:<https?://[^>\s]*>|\(https?://[^)\s]*\))")
 # "Sent from my iPhone" and what other phones and apps append, whole line only, so that a
 # sentence like "Sent from my desk, is much easier" stays.
 _DEVICE_WORD = r"[\w.&'’()®™+-]+"
+_APP = r"[\w .'’&-]{1,40}"
 MOBILE_SIGNATURE = re.compile(
-    r"^(?:Sent (?:wirelessly )?(?:from|via|with|using) (?:my )?%s(?: %s){0,5}"
+    r"^(?:Sent (?:wirelessly )?(?:from|via|with|using) (?:my )?{word}(?: {word}){0,7}"
     r"|Sent on the [\w .&-]{1,40} network with BlackBerry"
     # Carrier phones write a longer line: "Sent via the Samsung Galaxy S9, an AT&T 5G ... smartphone".
     r"|Sent (?:from|via) (?:my |the )?(?:Samsung|Galaxy|Verizon|Sprint|T-Mobile|AT&T|BlackBerry"
     r"|Huawei|Xiaomi|Motorola|LG|HTC|Sony|Nokia)[^\n]{0,80}"
     r"|Get Outlook for \w+|Outlook für \w+ herunterladen|Télécharger Outlook pour \w+"
-    r"|Obtener Outlook para \w+|Scarica Outlook per \w+"
-    r"|Von meinem [\w .-]{1,40} gesendet|Gesendet von [\w .-]{1,40}"
-    r"|Envoyé (?:de|depuis) (?:mon|ma) [\w .-]{1,40}"
-    r"|Enviado (?:desde|do|de) (?:mi|meu|o meu|my) [\w .-]{1,40}"
-    r"|Inviato da(?:l mio)? [\w .-]{1,40}|Verzonden (?:vanaf|met) [\w .-]{1,40}"
-    r"|Verstuurd (?:vanaf|met|van) [\w .-]{1,40}"
-    r"|Skickat från [\w .-]{1,40}|Sendt fra [\w .-]{1,40}|Wysłano z [\w .'-]{1,40}"
-    r"|Wysłane z [\w .'-]{1,40}|Отправлено с [\w .-]{1,40}"
+    r"|Obtener Outlook para \w+|Obter o Outlook para \w+|Scarica Outlook per \w+|Outlook voor \w+ downloaden"
+    r"|Hämta Outlook för \w+|Hent Outlook (?:for|til) \w+|Pobierz aplikację Outlook dla systemu \w+"
+    r"|Получите Outlook для \w+|\w+ için Outlook'u edinin"
+    r"|Von meinem {app} gesendet|Gesendet (?:von|vom|mit|über) {app}"
+    r"|Envoyé (?:à partir )?(?:de|depuis|d'|avec) ?{app}"
+    r"|Enviado (?:desde|do|de|a partir do|com|con) {app}|Enviat des de {app}"
+    r"|Inviato da(?:l mio)? {app}|Verzonden (?:vanaf|met) {app}|Verstuurd (?:vanaf|met|van) {app}"
+    r"|Skickat från {app}|Sendt fra {app}|Wysłano z {app}|Wysłane z {app}"
+    r"|Lähetetty {app}|Odesláno z {app}|Odoslané z {app}|Poslano (?:s|z|iz) {app}|Trimis de pe {app}"
+    r"|Отправлено (?:с|из|со) {app}|Надіслано з {app}|Στάλθηκε από {app}"
+    r"|[\w'’ .-]{1,40}(?:dan|den|tan|ten) gönderildi|(?:Elküldve|Küldve) {app}|[\w'’ .-]{1,40}-?r[óő]l küldve"
     r"|[\w .-]{1,40}から送信|[\w .-]{1,40}에서 보냄"
     r"|[\w .-]{0,40}Outlook[\w .-]{0,20}(?:を入手|を取得|をダウンロード)"
     r"|(?:从我的|發自我的|发自我的)[\w .-]{1,30})"
     # K-9 Mail and others add an apology: "... with K-9 Mail. Please excuse my brevity."
     r"(?:[.!]? (?:Please excuse|Excuse|Sorry for)[^\n]{0,60})?"
-    r"[.!]?$" % (_DEVICE_WORD, _DEVICE_WORD),
+    r"[.!]?$".replace("{app}", _APP).replace("{word}", _DEVICE_WORD),
     re.IGNORECASE,
 )

@@ -6,11 +6,12 @@ from enum import Enum
 from plugin.reply import patterns as qp
 from plugin.reply.html_quotes import visible_text_before_history
 
-
 _MAX_ATTRIBUTION_CHARS = 400
 # Fewer quoted lines than this, with no attribution, are the person's own text (a code line
 # starting with ">", a single quoted phrase); talon draws the same line.
 _MIN_QUOTE_LINES = 3
+# A quoted line at least this long that stops mid-sentence was wrapped by the client.
+_REWRAP_WIDTH = 50
 
 
 class _Kind(Enum):
@@ -44,13 +45,25 @@ def reply_from_text(text: str) -> str:
     """The reply in a plain-text body: history, trailing quotes and signature removed."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = _split_inline_attributions(normalized.split("\n"))
-    lines = lines[:_history_start(lines)]
+    lines = lines[:_history_start([_probe(line) for line in lines])]
     lines = lines[:_signature_delimiter(lines)]
-    kinds = _line_kinds(lines)
+    lines = lines[:_device_signature(lines)]
+    kinds = _rewrapped_quotes(lines, _line_kinds([_probe(line) for line in lines]))
     end = _reply_end(lines, kinds)
     reply = _without_quoted_lines(lines[:end], kinds[:end]).strip()
     # Text with nothing removed comes back as given, line endings included.
     return text.strip() if reply == normalized.strip() else reply
+
+
+def _probe(line: str) -> str:
+    """The line as the attribution rules read it: Zoho's "---- On ... wrote ----" frame taken off
+    and a colon added to an attribution that lost it ("On ... Bob wrote")."""
+    framed = qp.FRAMED_LINE.match(line)
+    if framed and qp.ATTRIBUTION_START.match(framed["inner"]):
+        return framed["inner"].rstrip().rstrip(":：") + ":"
+    if qp.BARE_ATTRIBUTION_VERB.search(line) and qp.ATTRIBUTION_START.match(line) and qp.HAS_DATE.search(line):
+        return line.rstrip() + ":"
+    return line
 
 
 def _split_inline_attributions(lines: list[str]) -> list[str]:
@@ -97,6 +110,9 @@ def _is_unquoted_history_attribution(block: list[str]) -> bool:
     joined = " ".join(line.strip() for line in block)
     if qp.ATTRIBUTION_START.match(block[0]) or qp.QUOTING_LINE.match(joined):
         return bool(qp.HAS_DATE.search(joined) or qp.HAS_ADDRESS.search(joined))
+    # Date-first forms without a verb (Gmail in Russian, mail.ru's "... от Name <addr>:") carry a time.
+    if qp.HAS_TIME.search(joined) and qp.ATTRIBUTION_ADDRESS.search(joined):
+        return True
     return bool(qp.HAS_ADDRESS.search(joined)) and bool(qp.ATTRIBUTION_VERB.search(joined))
 
 
@@ -148,7 +164,8 @@ def _attribution_start(lines: list[str], i: int) -> int | None:
             continue
         if qp.ATTRIBUTION_START.match(block[0]):
             return start
-        if k == 0:
+        # Date-first attributions wrapped by the client: "ma 5.1.2026 klo 9.00 Matti (<m@x.fi>)" + "kirjoitti:".
+        if k == 0 or (qp.HAS_TIME.search(block[0]) and qp.HAS_ADDRESS.search(joined)):
             fallback = start
     return fallback
 
@@ -159,6 +176,16 @@ def _is_attribution(joined: str) -> bool:
         return True
     has_date = bool(qp.HAS_DATE.search(joined))
     return has_date and bool(qp.ATTRIBUTION_ADDRESS.search(joined) or qp.ATTRIBUTION_VERB_INSIDE.search(joined))
+
+
+def _attribution_left_behind(lines: list[str], i: int) -> bool:
+    """The first line of an attribution whose rest was wrapped into the quote below it:
+    "On Mon, Jan 5, 2026 at 9:00 AM Bob <" directly above "> bob@example.com> wrote:"."""
+    line = lines[i].strip()
+    if i + 1 >= len(lines) or not qp.QUOTED_LINE.match(lines[i + 1]) or len(line) > _MAX_ATTRIBUTION_CHARS:
+        return False
+    return bool(qp.ATTRIBUTION_START.match(line) and qp.HAS_TIME.search(line)
+                and (qp.HAS_ADDRESS.search(line) or line.endswith(("<", ","))))
 
 
 def _quote_follows(lines: list[str], i: int) -> bool:
@@ -177,6 +204,36 @@ def _signature_delimiter(lines: list[str]) -> int:
     return len(lines)
 
 
+def _device_signature(lines: list[str]) -> int:
+    """Index of the first unquoted device signature ("Sent from my iPhone") below some reply:
+    what a phone appends ends what the person typed, whatever the app added after it."""
+    seen_text = False
+    for i, line in enumerate(lines):
+        if qp.QUOTED_LINE.match(line) or not line.strip():
+            continue
+        if seen_text and qp.MOBILE_SIGNATURE.match(qp.LINK.sub("", line).strip()):
+            while i and (qp.SEPARATOR_LINE.match(lines[i - 1]) or not lines[i - 1].strip()):
+                i -= 1
+            return i
+        seen_text = True
+    return len(lines)
+
+
+def _rewrapped_quotes(lines: list[str], kinds: list[_Kind]) -> list[_Kind]:
+    """Lines that lost their ">" when a client re-wrapped a long quoted line: text directly below
+    a quoted line cut mid-sentence, going on in lower case."""
+    kinds = list(kinds)
+    for i in range(1, len(lines)):
+        if kinds[i] is not _Kind.TEXT or kinds[i - 1] is not _Kind.QUOTE:
+            continue
+        above = lines[i - 1].lstrip(">").strip()
+        below = lines[i].strip()
+        if (len(above) >= _REWRAP_WIDTH and not above.endswith((".", "?", "!", ":"))
+                and below[:1].islower() and (i + 1 == len(lines) or kinds[i + 1] is not _Kind.TEXT)):
+            kinds[i] = _Kind.QUOTE
+    return kinds
+
+
 def _line_kinds(lines: list[str]) -> list[_Kind]:
     """Classify lines; an attribution counts only when a quote follows it."""
     kinds = [_Kind.BLANK if not line.strip() else _Kind.QUOTE if qp.QUOTED_LINE.match(line)
@@ -185,7 +242,7 @@ def _line_kinds(lines: list[str]) -> list[_Kind]:
         if kinds[i] is not _Kind.TEXT:
             continue
         # A lone "From: bob@example.com" above the quote is an attribution too (Hotmail, AOL).
-        if qp.FROM_LINE.match(line) and _quote_follows(lines, i):
+        if (qp.FROM_LINE.match(line) and _quote_follows(lines, i)) or _attribution_left_behind(lines, i):
             kinds[i] = _Kind.ATTRIBUTION
         elif qp.ATTRIBUTION_END.search(line) and _quote_follows(lines, i):
             start = _attribution_start(lines, i)
@@ -222,7 +279,7 @@ def _signature_in(paragraph: list[str], at_top: bool) -> int | None:
     if at_top or not qp.SIGNATURE_OPENER.match(first):
         return None
     # "-item" lines one after another are a list, not "-Name".
-    is_list = first[:1] == "-" and first[1:2] != "-" and any(l[:1] == "-" for l in paragraph[1:])
+    is_list = first[:1] == "-" and first[1:2] != "-" and any(line[:1] == "-" for line in paragraph[1:])
     return None if is_list else 0
 
 
@@ -246,7 +303,7 @@ def _without_quoted_lines(lines: list[str], kinds: list[_Kind]) -> str:
     drop = _history_quote_lines(kinds)
     out: list[str] = []
     dropped = False
-    for i, (line, kind) in enumerate(zip(lines, kinds)):
+    for i, (line, kind) in enumerate(zip(lines, kinds, strict=True)):
         if i in drop:
             dropped = True
             continue
@@ -283,7 +340,7 @@ def _trim_to_html_reply(reply: str, html_reply: str) -> str:
     if not target or len(target) >= len(whole) or not whole.startswith(target):
         return reply
     seen = 0
-    for pos, ch in enumerate(reply):
+    for pos, ch in enumerate(reply):  # noqa: B007  (pos is read after the loop)
         seen += ch.isalnum()
         if seen == len(target):
             break
