@@ -125,7 +125,7 @@ class Outbound:
             found = False
             if keeps_sent_copy(link):
                 try:
-                    found = in_sent_folder(link, entry.message_id, self.settings.ca_file)
+                    found = in_sent_folder(link, entry.message_id, self.settings.ca_file, self.store)
                 except RetryLater as later:
                     log.warning("cannot check the Sent folder link=%s: %s", link.name, later.detail)
                     continue
@@ -197,7 +197,8 @@ class Outbound:
         subject = subject_for(note, link.subject_style)
         try:
             delivery = deliver(link, msg, sender.address, tuple(a.address for a in recipients.all),
-                               smtp_password=self.outbox.smtp_password(link.id), cafile=self.settings.ca_file)
+                               smtp_password=self.outbox.smtp_password(link.id), cafile=self.settings.ca_file,
+                               links=self.store)
         except MailRefused as refused:
             self._note(entry.issue_key, f"This comment could not be mailed: {refused.detail}")
             return self._failed(link, entry, subject, "refused", refused.detail,
@@ -215,7 +216,7 @@ class Outbound:
                                 tuple(a.address for a in recipients.all))
         if keeps_sent_copy(link):
             try:
-                save_sent_copy(link, msg, self.settings.ca_file)
+                save_sent_copy(link, msg, self.settings.ca_file, self.store)
             except RetryLater as later:
                 log.warning("sent, but no copy in the Sent folder link=%s: %s", link.name, later.detail)
         detail = [f"comment {entry.comment_id} to {', '.join(delivery.accepted)}"]

@@ -87,6 +87,7 @@ class FakeGraph:
         self.folders: dict[str, str] = {"Support": "folder-support"}  # display name -> id, under the inbox
         self.messages: dict[str, FakeMessage] = {}
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (kind, expires at)
+        self.token_scopes: dict[str, set[str]] = {}  # delegated token -> the scopes it was issued for
         self.refresh_tokens: set[str] = set()
         self.revoked_refresh_tokens: set[str] = set()
         self.token_requests: list[dict[str, str]] = []
@@ -254,6 +255,7 @@ class FakeGraph:
         scopes = set(scope.split())
         if not scopes & {"https://outlook.office.com/IMAP.AccessAsUser.All",
                          "https://outlook.office.com/POP.AccessAsUser.All",
+                         "https://outlook.office.com/SMTP.Send",
                          "https://outlook.office365.com/EWS.AccessAsUser.All"}:
             raise Violation(f"delegated token asked for scopes {sorted(scopes)}")
         if "offline_access" not in scopes:
@@ -263,6 +265,7 @@ class FakeGraph:
     def _access_token(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         token = f"at-{kind}-" + secrets.token_urlsafe(16)
         self.access_tokens[token] = (kind, time.time() + self.access_token_lifetime_s)
+        self.token_scopes[token] = set(str(body.get("scope", "")).split())
         return body | {"access_token": token}
 
     def token_is_valid(self, token: str, kind: str = "user") -> bool:
@@ -270,6 +273,10 @@ class FakeGraph:
         ("user" delegated, "app-graph" or "app-ews" app-only)."""
         token_kind, expires = self.access_tokens.get(token, ("", 0.0))
         return token_kind == kind and expires > time.time()
+
+    def token_allows(self, token: str, scope: str) -> bool:
+        """A valid delegated token issued with this scope (e.g. SMTP.Send for SMTP AUTH XOAUTH2)."""
+        return self.token_is_valid(token) and scope in self.token_scopes.get(token, set())
 
     # ------------------------------------------------------------ Microsoft Graph v1.0
     def _graph(self, request: Request) -> Response:
