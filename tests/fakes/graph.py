@@ -4,13 +4,17 @@ The `fake_graph` fixture serves, over HTTPS (msal accepts only https authorities
 OpenID configuration, the v2.0 token endpoint (client credentials with a secret or a certificate
 assertion, refresh token, device code) and the v1.0 message calls jsm-mail makes. It checks
 method, path, query ($filter, $select, $top, $expand), headers and bodies against Microsoft's
-documentation (tests/fakes/GRAPH.md), keeps read flags and categories, pages with
-@odata.nextLink, throttles with 429 + Retry-After on request, and answers anything it does not
-model with 400 and a recorded violation that fails the test at teardown.
+documentation (tests/fakes/GRAPH.md), keeps read flags and categories, takes sendMail in MIME form
+and keeps what it sent in Sent Items, pages with @odata.nextLink, throttles with 429 + Retry-After
+on request, and answers anything it does not model with 400 and a recorded violation that fails
+the test at teardown.
 """
 from __future__ import annotations
 
 import base64
+import binascii
+import email
+import email.policy
 import itertools
 import json
 import re
@@ -45,6 +49,10 @@ UNREAD_FILTER = "isRead eq false"
 WELL_KNOWN = {"inbox", "archive", "junkemail"}
 PATCHABLE = {"isRead": bool, "categories": list}
 NOT_FOUND = {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
+SENT_ITEMS = "sentitems"
+# learn.microsoft.com/graph/api/user-sendmail: a request over 4 MB is refused; larger attachments
+# need a draft and an upload session.
+SEND_LIMIT_BYTES = 4 * 1024 * 1024
 
 
 class Violation(Exception):
@@ -95,6 +103,7 @@ class FakeGraph:
         self.violations: list[str] = []
         self.access_token_lifetime_s = 3599
         self.read_only = False  # the app was granted Mail.Read only: writes are 403 ErrorAccessDenied
+        self.may_send = True  # the app holds the Mail.Send application permission
         self._throttle: list[tuple[str, int, int]] = []  # (method, status, Retry-After) for the next Graph calls
         self._pages: dict[str, Page] = {}
         self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
@@ -128,6 +137,11 @@ class FakeGraph:
         self.refresh_tokens.discard(refresh_token)
         self.revoked_refresh_tokens.add(refresh_token)
         self.access_tokens.clear()
+
+    @property
+    def sent(self) -> list[bytes]:
+        """The MIME of each mail in Sent Items, in the order sent."""
+        return [m.mime for m in sorted(self.messages.values(), key=lambda m: m.received) if m.folder == SENT_ITEMS]
 
     def expire_access_tokens(self) -> None:
         self.access_tokens = {t: (kind, 0.0) for t, (kind, _) in self.access_tokens.items()}
@@ -309,6 +323,8 @@ class FakeGraph:
             return self._get_message(unquote(m.group(1)), query)
         if request.method == "PATCH" and (m := re.fullmatch(r"messages/([^/]+)", rest)):
             return self._patch(request, unquote(m.group(1)), query)
+        if request.method == "POST" and rest == "sendMail":
+            return self._send_mail(request, query)
         raise Violation(f"{request.method} {request.path}: not a call the fake models")
 
     def _get_folder(self, name: str, query: dict[str, str]) -> Response:
@@ -399,6 +415,32 @@ class FakeGraph:
         message.is_read = body.get("isRead", message.is_read)
         message.categories = list(body.get("categories", message.categories))
         return _json(self._message_json(message, ["id", "isRead", "categories"], False))
+
+    def _send_mail(self, request: Request, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/user-sendmail and graph/outlook-send-mime-message: with
+        # "Content-Type: text/plain" the body is the whole MIME message, base64; the mail goes to the
+        # recipients in its To, Cc and Bcc, and a copy is saved in Sent Items. Answer: 202, no body.
+        _only(query, set())
+        if request.mimetype == "application/json":
+            raise Violation("sendMail in JSON form is not modelled; the MIME form is")
+        if request.mimetype != "text/plain":
+            raise Violation(f"sendMail with Content-Type {request.mimetype!r}")
+        body = request.get_data()
+        if len(body) > SEND_LIMIT_BYTES:
+            return _graph_error(413, "RequestEntityTooLarge", "The maximum request length supported is 4MB.")
+        try:
+            mime = base64.b64decode(body, validate=True)
+        except binascii.Error:
+            return _graph_error(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+        parsed = email.message_from_bytes(mime, policy=email.policy.default)
+        if not any(parsed.get_all(name) for name in ("To", "Cc", "Bcc")):
+            return _graph_error(400, "ErrorInvalidRecipients", "At least one recipient isn't valid.")
+        if not self.may_send:
+            return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        number = next(self._ids)
+        message_id = "AAMkAD" + base64.b64encode(f"sent-{number:04d}".encode()).decode()
+        self.messages[message_id] = FakeMessage(message_id, mime, datetime.now(UTC), True, [], SENT_ITEMS)
+        return Response(b"", 202)
 
     def _message_json(self, message: FakeMessage, select: list[str], expand: bool) -> dict[str, Any]:
         full: dict[str, Any] = {
