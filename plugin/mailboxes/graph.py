@@ -145,6 +145,13 @@ class GraphMailbox:
         if not response.ok:
             raise _refusal(response, self.link, "send mail", permission="Mail.Send")
 
+    def was_sent(self, message_id: str) -> bool:
+        """Whether Sent Items holds a mail with this Message-ID (internetMessageId, as in the header)."""
+        literal = f"<{message_id}>".replace("'", "''")  # OData string literals double the quote
+        page = self._json("GET", f"{self._user()}/mailFolders/sentitems/messages?"
+                                 f"$filter=internetMessageId eq '{literal}'&$select=id", "search Sent Items")
+        return bool(page.get("value"))
+
     def probe(self) -> None:
         """List the folder and PATCH categories of a message id that cannot exist: 404 means the app may
         write (Mail.ReadWrite), 403 that it may only read."""

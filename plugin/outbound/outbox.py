@@ -22,9 +22,11 @@ from plugin.outbound.send import (
     MailRefused,
     can_send,
     deliver,
+    finds_sent_copy,
     in_sent_folder,
     keeps_sent_copy,
     save_sent_copy,
+    sent_folder_name,
 )
 from plugin.settings import Settings
 from plugin.store.outbox import FAILED, Outbox, OutboxEntry
@@ -123,7 +125,7 @@ class Outbound:
         stale_before = now - SENDING_STALE
         for entry in self.outbox.stale_sending(link.id, stale_before):
             found = False
-            if keeps_sent_copy(link):
+            if finds_sent_copy(link):
                 try:
                     found = in_sent_folder(link, entry.message_id, self.settings.ca_file, self.store)
                 except RetryLater as later:
@@ -136,7 +138,8 @@ class Outbound:
                 self.outbox.log_mail(link.id, link.name, outcome=SENT, reason=None, issue_key=entry.issue_key,
                                      message_id=entry.message_id, sender=sender_of(link).address, subject=None,
                                      detail=f"comment {entry.comment_id}: sent before an interruption, "
-                                            f"found in the {link.sent_folder} folder", comment_id=entry.comment_id)
+                                            f"found in the {sent_folder_name(link)} folder",
+                                     comment_id=entry.comment_id)
                 log.info("sent before an interruption link=%s comment=%s", link.name, entry.comment_id)
             else:
                 self._send(link, entry)

@@ -172,6 +172,15 @@ def keeps_sent_copy(link: Link) -> bool:
     return link.protocol is MailProtocol.IMAP and bool(link.sent_folder)
 
 
+def finds_sent_copy(link: Link) -> bool:
+    """Whether a mail sent just before a crash can be found again: the IMAP Sent folder, or Graph's Sent Items."""
+    return keeps_sent_copy(link) or (link.protocol is MailProtocol.GRAPH and can_send(link))
+
+
+def sent_folder_name(link: Link) -> str:
+    return "Sent Items" if link.protocol is MailProtocol.GRAPH else link.sent_folder
+
+
 def save_sent_copy(link: Link, msg: EmailMessage, cafile: str | None, links: LinkStore | None = None) -> None:
     """IMAP APPEND of the sent mail to the link's Sent folder (RFC 3501 section 6.3.11), marked read."""
     with network_errors_as_retry(link, "keep a copy in the Sent folder"):
@@ -184,6 +193,10 @@ def save_sent_copy(link: Link, msg: EmailMessage, cafile: str | None, links: Lin
 
 def in_sent_folder(link: Link, message_id: str, cafile: str | None, links: LinkStore | None = None) -> bool:
     """Whether the Sent folder holds a mail with this Message-ID: it was sent before a crash."""
+    if link.protocol is MailProtocol.GRAPH:
+        from plugin.mailboxes.graph import GraphMailbox
+        with GraphMailbox.connect(link, cafile=cafile) as graph:
+            return graph.was_sent(message_id)
     with network_errors_as_retry(link, "search the Sent folder"):
         client = _imap(link, cafile, links)
         try:

@@ -50,8 +50,8 @@ WELL_KNOWN = {"inbox", "archive", "junkemail"}
 PATCHABLE = {"isRead": bool, "categories": list}
 NOT_FOUND = {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
 SENT_ITEMS = "sentitems"
-# learn.microsoft.com/graph/api/user-sendmail: a request over 4 MB is refused; larger attachments
-# need a draft and an upload session.
+# A request over about 4 MB is refused with 413 (learn.microsoft.com/graph/use-the-api); larger
+# attachments need a draft and an upload session (learn.microsoft.com/graph/outlook-large-attachments).
 SEND_LIMIT_BYTES = 4 * 1024 * 1024
 
 
@@ -348,6 +348,8 @@ class FakeGraph:
     def _list(self, request: Request, folder: str, query: dict[str, str]) -> Response:
         # learn.microsoft.com/graph/api/mailfolder-list-messages: OData $filter, $select, $top, $expand;
         # later pages come from @odata.nextLink, which the client must follow as given.
+        if folder == SENT_ITEMS:
+            return self._sent_by_message_id(query)
         if "$skiptoken" in query:
             page = self._pages.get(query.pop("$skiptoken"))
             if page is None:
@@ -377,6 +379,19 @@ class FakeGraph:
             options = urlencode({**page.query, "$skiptoken": token}, quote_via=quote)
             body["@odata.nextLink"] = f"{self.url}/v1.0/users/{self.address}/mailFolders/{folder}/messages?{options}"
         return _json(body)
+
+    def _sent_by_message_id(self, query: dict[str, str]) -> Response:
+        # internetMessageId is filterable with eq (learn.microsoft.com/graph/api/resources/message);
+        # the value is the Message-ID header with its angle brackets.
+        _only(query, {"$filter", "$select"})
+        _select(query, {"id"})
+        m = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", query.get("$filter", ""))
+        if not m:
+            raise Violation(f"Sent Items $filter {query.get('$filter')!r}")
+        wanted = m.group(1).replace("''", "'")
+        found = [{"id": message.id} for message in self.messages.values()
+                 if message.folder == SENT_ITEMS and _header(message.mime, "Message-ID") == wanted]
+        return _json({"value": found})
 
     def _mime(self, message_id: str, query: dict[str, str]) -> Response:
         _only(query, set())

@@ -6,6 +6,7 @@ import dataclasses
 import email
 import email.policy
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -93,3 +94,35 @@ def test_a_mail_graph_refuses_for_good_is_send_failed_with_a_note(service, m365,
     assert entry.state == "failed" and "413 RequestEntityTooLarge" in (entry.last_error or "")
     [note] = [c for c in request.comments if not c.public]
     assert "could not be mailed" in note.body and "413 RequestEntityTooLarge" in note.body
+
+
+def test_an_interrupted_send_found_in_sent_items_is_not_sent_again(service, m365, fake_jira):
+    answered(service, m365, fake_jira)
+    service.poll()
+    outbox = Outbox(service.store)
+    [entry] = outbox.entries()
+    # As if the process died after Graph took the mail, before it was marked sent.
+    outbox._finish(entry.id, "sending", sending_since=entry.sent_at - timedelta(hours=1))
+
+    service.poll()
+
+    assert len(m365.sent) == 1
+    assert outbox.entries()[0].state == "sent"
+    assert "found in the Sent Items folder" in service.log()[-1].detail
+
+
+def test_an_interrupted_send_missing_from_sent_items_is_sent_once_more(service, m365, fake_jira):
+    answered(service, m365, fake_jira)
+    m365.throttle(1, method="POST")
+    service.poll()  # queued, not sent
+    outbox = Outbox(service.store)
+    [entry] = outbox.entries()
+    # As if the process died before Graph took the mail.
+    outbox._finish(entry.id, "sending", sending_since=entry.queued_at - timedelta(hours=1))
+
+    service.poll()
+    service.poll()
+
+    assert ("GET", f"/v1.0/users/{m365.address}/mailFolders/sentitems/messages") in m365.requests
+    assert len(m365.sent) == 1
+    assert outbox.entries()[0].state == "sent"
