@@ -2,6 +2,8 @@
 source, against aiosmtpd whose authenticator checks the bearer token with the fake identity platform."""
 from __future__ import annotations
 
+import email
+import email.policy
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -129,3 +131,22 @@ def _mail() -> EmailMessage:
     msg["Subject"] = "[SD-1] VPN"
     msg.set_content("Please restart the VPN client.")
     return msg
+
+
+def test_the_copy_in_the_sent_folder_signs_in_with_the_same_token(oauth_sending, mail_account, fake_jira,
+                                                                  fake_graph, smtp_xoauth2):
+    with mail_account.client(readonly=False) as client:
+        client.create_folder("Sent")
+    oauth_sending.relink(sent_folder="Sent")
+    answered(oauth_sending, mail_account, fake_jira)
+
+    oauth_sending.poll()
+
+    [mail] = smtp_xoauth2.messages
+    with mail_account.client() as client:
+        client.select_folder("Sent", readonly=True)
+        [uid] = client.search(["ALL"])
+        copy = email.message_from_bytes(client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"],
+                                        policy=email.policy.default)
+    assert copy["Message-ID"] == mail.message["Message-ID"]
+    assert refreshes(fake_graph) == 1
