@@ -43,6 +43,7 @@ EXPIRY_MARGIN_S = 120  # a token this close to its end is refreshed first
 
 _apps: dict[tuple[str, ...], msal.ClientApplication] = {}
 _access_tokens: dict[str, tuple[str, float]] = {}  # fingerprint -> (delegated access token, monotonic expiry)
+_replaced: set[str] = set()  # fingerprints of refresh tokens this process rotated and saved a successor of
 _apps_lock = threading.Lock()
 
 
@@ -81,9 +82,11 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
     `fresh` skips the kept token: the mail server refused it (expired or revoked early). A refresh
     token the identity platform rotated is saved on the link through `links`.
     """
-    if links is not None:
-        # The refresh token may have been rotated since this link was read (by the inbound half of
-        # the same round, or by another process): the stored one is the newest.
+    with _apps_lock:
+        replaced = _fingerprint(link.oauth.refresh_token.reveal()) in _replaced
+    if replaced and links is not None:
+        # This link was read before its refresh token was rotated (by the inbound half of the same
+        # round): the stored one is the newest.
         link = links.link(link.id) or link
     oauth = link.oauth
     if not oauth.refresh_token:
@@ -108,6 +111,7 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
         links.update_link(replace(current, oauth=replace(current.oauth, refresh_token=Secret(rotated),
                                                          refresh_token_expires=_refresh_token_expiry())))
         with _apps_lock:
+            _replaced.add(_fingerprint(oauth.refresh_token.reveal()))
             _access_tokens.pop(key, None)  # the old refresh token is not used again
             _access_tokens[_fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{rotated}")] = (token, expires)
         log.info("refresh token renewed link=%s", link.name)
@@ -172,6 +176,7 @@ def forget_tokens() -> None:
     with _apps_lock:
         _apps.clear()
         _access_tokens.clear()
+        _replaced.clear()
 
 
 def _refresh_token_expiry() -> date:
