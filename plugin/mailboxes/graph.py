@@ -1,11 +1,12 @@
 """Exchange Online mailboxes over Microsoft Graph: list unread mail, fetch its MIME, mark and categorise it
-when Jira has it.
+when Jira has it, and send mail from the mailbox.
 
-Sign-in is app-only (client credentials) with the Mail.ReadWrite application permission; the
-calls are the documented v1.0 message operations (learn.microsoft.com/graph/api/resources/message).
+Sign-in is app-only (client credentials) with the Mail.ReadWrite application permission (Mail.Send
+to send); the calls are the documented v1.0 message operations (learn.microsoft.com/graph/api/resources/message).
 """
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,14 @@ SIZE_PROPERTY = "Integer 0x0E08"
 LISTED = "$select=id,categories,receivedDateTime"
 # Well-known folder names Graph accepts in place of an id (learn.microsoft.com/graph/api/resources/mailfolder).
 WELL_KNOWN = {"inbox": "inbox", "archive": "archive", "junkemail": "junkemail", "junk email": "junkemail"}
+
+
+class SendRefused(Exception):
+    """Graph refused a mail for good (400, 413): sending it again gets the same answer."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class GraphMailbox:
@@ -124,6 +133,25 @@ class GraphMailbox:
             return
         self._categories[ref.uid] = categories
 
+    def send(self, mime: bytes) -> None:
+        """Send a whole MIME mail from this mailbox by sendMail, base64 in a text/plain body; Exchange keeps
+        the copy in Sent Items (learn.microsoft.com/graph/api/user-sendmail, graph/outlook-send-mime-message)."""
+        with _retry_later_on_failure(self.link, "send mail"):
+            response = self._session.post(f"{self._user()}/sendMail", data=base64.b64encode(mime),
+                                          headers={"Content-Type": "text/plain"}, timeout=TIMEOUT_S)
+        # 202 Accepted: Exchange took the mail. 400 (the MIME content refused) and 413 (too large) stay so.
+        if response.status_code in (400, 413):
+            raise SendRefused(f"Microsoft Graph refused the mail: {_error_words(response)}")
+        if not response.ok:
+            raise _refusal(response, self.link, "send mail", permission="Mail.Send")
+
+    def was_sent(self, message_id: str) -> bool:
+        """Whether Sent Items holds a mail with this Message-ID (internetMessageId, as in the header)."""
+        literal = f"<{message_id}>".replace("'", "''")  # OData string literals double the quote
+        page = self._json("GET", f"{self._user()}/mailFolders/sentitems/messages?"
+                                 f"$filter=internetMessageId eq '{literal}'&$select=id", "search Sent Items")
+        return bool(page.get("value"))
+
     def probe(self) -> None:
         """List the folder and PATCH categories of a message id that cannot exist: 404 means the app may
         write (Mail.ReadWrite), 403 that it may only read."""
@@ -200,14 +228,19 @@ def _short(message_id: str) -> str:
     return message_id if len(message_id) <= 16 else f"...{message_id[-12:]}"
 
 
-def _refusal(response: requests.Response, link: Link, action: str) -> RetryLater:
-    """An error answer in plain words (learn.microsoft.com/graph/errors); throttling waits as long as Graph says."""
-    failed = f"could not {action}:"
+def _error_words(response: requests.Response) -> str:
+    """An error answer's status, code and message (learn.microsoft.com/graph/errors)."""
     try:
         error = response.json().get("error") or {}
     except ValueError:
         error = {}
-    words = f"{response.status_code} {error.get('code', response.reason)}: {error.get('message', '')}".strip(": ")
+    return f"{response.status_code} {error.get('code', response.reason)}: {error.get('message', '')}".strip(": ")
+
+
+def _refusal(response: requests.Response, link: Link, action: str, permission: str = "Mail.ReadWrite") -> RetryLater:
+    """An error answer in plain words; throttling waits as long as Graph says."""
+    failed = f"could not {action}:"
+    words = _error_words(response)
     if response.status_code in (429, 503, 504):
         # learn.microsoft.com/graph/throttling: wait the seconds in Retry-After before the next request.
         after = response.headers.get("Retry-After", "")
@@ -215,7 +248,7 @@ def _refusal(response: requests.Response, link: Link, action: str) -> RetryLater
         return RetryLater(f"{failed} Microsoft Graph is busy ({words}); retrying in {after_s:.0f} s", after_s)
     if response.status_code in (401, 403):
         return RetryLater(f"{failed} Microsoft Graph refused the app for {link.address or link.username} ({words}); "
-                          "check the Mail.ReadWrite application permission and admin consent", RETRY_AFTER_CONFIG_S)
+                          f"check the {permission} application permission and admin consent", RETRY_AFTER_CONFIG_S)
     if response.status_code == 404:
         return RetryLater(f"{failed} Microsoft Graph does not know the mailbox {link.address or link.username} "
                           f"({words})", RETRY_AFTER_CONFIG_S)

@@ -34,6 +34,8 @@ EWS_SCOPE = "https://outlook.office365.com/.default"
 # offline_access itself, which brings the refresh token.
 IMAP_SCOPES = ("https://outlook.office.com/IMAP.AccessAsUser.All",)
 POP_SCOPES = ("https://outlook.office.com/POP.AccessAsUser.All",)
+# Sending by SMTP AUTH XOAUTH2 from the same mailbox; the same resource, so one token serves both.
+SMTP_SCOPES = ("https://outlook.office.com/SMTP.Send",)
 EWS_DELEGATED_SCOPES = ("https://outlook.office365.com/EWS.AccessAsUser.All",)
 WARN_DAYS = 14
 REFRESH_TOKEN_DAYS = 90
@@ -41,6 +43,7 @@ EXPIRY_MARGIN_S = 120  # a token this close to its end is refreshed first
 
 _apps: dict[tuple[str, ...], msal.ClientApplication] = {}
 _access_tokens: dict[str, tuple[str, float]] = {}  # fingerprint -> (delegated access token, monotonic expiry)
+_replaced: set[str] = set()  # fingerprints of refresh tokens this process rotated and saved a successor of
 _apps_lock = threading.Lock()
 
 
@@ -79,6 +82,12 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
     `fresh` skips the kept token: the mail server refused it (expired or revoked early). A refresh
     token the identity platform rotated is saved on the link through `links`.
     """
+    with _apps_lock:
+        replaced = _fingerprint(link.oauth.refresh_token.reveal()) in _replaced
+    if replaced and links is not None:
+        # This link was read before its refresh token was rotated (by the inbound half of the same
+        # round): the stored one is the newest.
+        link = links.link(link.id) or link
     oauth = link.oauth
     if not oauth.refresh_token:
         raise AuthenticationFailed(f"link {link.name} has no refresh token: run `jsm-mail links auth {link.name}`")
@@ -102,6 +111,7 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
         links.update_link(replace(current, oauth=replace(current.oauth, refresh_token=Secret(rotated),
                                                          refresh_token_expires=_refresh_token_expiry())))
         with _apps_lock:
+            _replaced.add(_fingerprint(oauth.refresh_token.reveal()))
             _access_tokens.pop(key, None)  # the old refresh token is not used again
             _access_tokens[_fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{rotated}")] = (token, expires)
         log.info("refresh token renewed link=%s", link.name)
@@ -120,9 +130,14 @@ def sign_in_with_token(link: Link, login: Callable[[str], None], refused: type[E
         login(delegated_token(link, scopes, cafile, links, fresh=True))
 
 
+def xoauth2_string(user: str, token: str) -> str:
+    """The XOAUTH2 initial client response before base64 (developers.google.com/gmail/imap/xoauth2-protocol)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+
 def xoauth2_response(user: str, token: str) -> str:
-    """The XOAUTH2 initial client response, base64 (developers.google.com/gmail/imap/xoauth2-protocol)."""
-    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+    """The XOAUTH2 initial client response, base64."""
+    return base64.b64encode(xoauth2_string(user, token).encode()).decode("ascii")
 
 
 def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Callable[[str], None],
@@ -145,11 +160,12 @@ def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Callable[[str
 
 
 def scopes_for(link: Link) -> tuple[str, ...]:
-    """The delegated scopes the link's protocol needs."""
+    """The delegated scopes the link's protocol needs, with SMTP.Send when the link sends mail by SMTP."""
+    sending = SMTP_SCOPES if link.send_replies and link.smtp_host else ()
     if link.protocol is MailProtocol.IMAP:
-        return IMAP_SCOPES
+        return IMAP_SCOPES + sending
     if link.protocol is MailProtocol.POP3:
-        return POP_SCOPES
+        return POP_SCOPES + sending
     if link.protocol is MailProtocol.EWS:
         return EWS_DELEGATED_SCOPES
     raise AuthenticationFailed(f"{link.protocol.value} links do not sign in as a user; use app-only sign-in")
@@ -160,6 +176,7 @@ def forget_tokens() -> None:
     with _apps_lock:
         _apps.clear()
         _access_tokens.clear()
+        _replaced.clear()
 
 
 def _refresh_token_expiry() -> date:

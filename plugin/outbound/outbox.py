@@ -22,9 +22,11 @@ from plugin.outbound.send import (
     MailRefused,
     can_send,
     deliver,
+    finds_sent_copy,
     in_sent_folder,
     keeps_sent_copy,
     save_sent_copy,
+    sent_folder_name,
 )
 from plugin.settings import Settings
 from plugin.store.outbox import FAILED, Outbox, OutboxEntry
@@ -123,9 +125,9 @@ class Outbound:
         stale_before = now - SENDING_STALE
         for entry in self.outbox.stale_sending(link.id, stale_before):
             found = False
-            if keeps_sent_copy(link):
+            if finds_sent_copy(link):
                 try:
-                    found = in_sent_folder(link, entry.message_id, self.settings.ca_file)
+                    found = in_sent_folder(link, entry.message_id, self.settings.ca_file, self.store)
                 except RetryLater as later:
                     log.warning("cannot check the Sent folder link=%s: %s", link.name, later.detail)
                     continue
@@ -136,7 +138,8 @@ class Outbound:
                 self.outbox.log_mail(link.id, link.name, outcome=SENT, reason=None, issue_key=entry.issue_key,
                                      message_id=entry.message_id, sender=sender_of(link).address, subject=None,
                                      detail=f"comment {entry.comment_id}: sent before an interruption, "
-                                            f"found in the {link.sent_folder} folder", comment_id=entry.comment_id)
+                                            f"found in the {sent_folder_name(link)} folder",
+                                     comment_id=entry.comment_id)
                 log.info("sent before an interruption link=%s comment=%s", link.name, entry.comment_id)
             else:
                 self._send(link, entry)
@@ -197,7 +200,8 @@ class Outbound:
         subject = subject_for(note, link.subject_style)
         try:
             delivery = deliver(link, msg, sender.address, tuple(a.address for a in recipients.all),
-                               smtp_password=self.outbox.smtp_password(link.id), cafile=self.settings.ca_file)
+                               smtp_password=self.outbox.smtp_password(link.id), cafile=self.settings.ca_file,
+                               links=self.store)
         except MailRefused as refused:
             self._note(entry.issue_key, f"This comment could not be mailed: {refused.detail}")
             return self._failed(link, entry, subject, "refused", refused.detail,
@@ -215,7 +219,7 @@ class Outbound:
                                 tuple(a.address for a in recipients.all))
         if keeps_sent_copy(link):
             try:
-                save_sent_copy(link, msg, self.settings.ca_file)
+                save_sent_copy(link, msg, self.settings.ca_file, self.store)
             except RetryLater as later:
                 log.warning("sent, but no copy in the Sent folder link=%s: %s", link.name, later.detail)
         detail = [f"comment {entry.comment_id} to {', '.join(delivery.accepted)}"]

@@ -1,4 +1,5 @@
-"""Hand a composed mail to the link's server: SMTP (IMAP and POP3 links) or the Exchange mailbox itself."""
+"""Hand a composed mail to the link's server: SMTP (IMAP and POP3 links), or the Exchange mailbox itself
+(EWS, Graph)."""
 from __future__ import annotations
 
 import smtplib
@@ -7,8 +8,9 @@ from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
-from plugin.domain import Link, MailProtocol, Secret, Security
+from plugin.domain import AuthMethod, Link, MailProtocol, Secret, Security
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -16,6 +18,7 @@ from plugin.mailboxes.network import (
     TIMEOUT_S,
     network_errors_as_retry,
 )
+from plugin.mailboxes.oauth import LinkStore, sign_in_with_token, xoauth2_string
 
 SMTP_PORTS = {Security.SSL: 465, Security.STARTTLS: 587, Security.NONE: 25}
 SEEN = b"\\Seen"
@@ -48,23 +51,35 @@ class MailRefused(Exception):
 
 
 def can_send(link: Link) -> bool:
-    """A link sends through its SMTP server, or through Exchange itself."""
-    return link.send_replies and (link.protocol is MailProtocol.EWS or bool(link.smtp_host))
+    """A link sends through its SMTP server, or through Exchange itself (EWS, Graph)."""
+    return link.send_replies and (link.protocol in (MailProtocol.EWS, MailProtocol.GRAPH) or bool(link.smtp_host))
 
 
 def deliver(link: Link, msg: EmailMessage, sender: str, recipients: tuple[str, ...], *,
-            smtp_password: Secret | None, cafile: str | None) -> Delivery:
-    """Send the mail; RetryLater when the server cannot take it now (down, 4xx), MailRefused on a 5xx."""
+            smtp_password: Secret | None, cafile: str | None, links: LinkStore | None = None) -> Delivery:
+    """Send the mail; RetryLater when the server cannot take it now (down, 4xx, throttled), MailRefused on a 5xx.
+
+    Exchange sends to the To and Cc of the mail itself, so every recipient counts as accepted.
+    `links` keeps a refresh token the identity platform rotated while signing in to SMTP.
+    """
     if link.protocol is MailProtocol.EWS:
         from plugin.mailboxes.ews import EwsMailbox
-        with EwsMailbox.connect(link, cafile=cafile) as mailbox:
+        with EwsMailbox.connect(link, cafile=cafile, store=links) as mailbox:
             mailbox.send(msg.as_bytes())
         return Delivery(recipients)
-    return _smtp(link, msg, sender, recipients, smtp_password or link.password, cafile)
+    if link.protocol is MailProtocol.GRAPH:
+        from plugin.mailboxes.graph import GraphMailbox, SendRefused
+        try:
+            with GraphMailbox.connect(link, cafile=cafile) as graph:
+                graph.send(msg.as_bytes())
+        except SendRefused as refused:
+            raise MailRefused(refused.detail) from None
+        return Delivery(recipients)
+    return _smtp(link, msg, sender, recipients, smtp_password, cafile, links)
 
 
-def _smtp(link: Link, msg: EmailMessage, sender: str, recipients: tuple[str, ...], password: Secret,
-          cafile: str | None) -> Delivery:
+def _smtp(link: Link, msg: EmailMessage, sender: str, recipients: tuple[str, ...], password: Secret | None,
+          cafile: str | None, links: LinkStore | None) -> Delivery:
     host, security = link.smtp_host or "", link.smtp_security
     port = link.smtp_port or SMTP_PORTS[security]
     where = f"SMTP server {host}:{port}"
@@ -76,8 +91,7 @@ def _smtp(link: Link, msg: EmailMessage, sender: str, recipients: tuple[str, ...
             if security is Security.STARTTLS:
                 client.starttls(context=context)
             client.ehlo_or_helo_if_needed()
-            if client.has_extn("auth") and password:
-                client.login(link.smtp_username or link.username, password.reveal())
+            _log_in(client, link, password, where, cafile, links)
             refused = client.send_message(msg, sender, list(recipients))
     except smtplib.SMTPAuthenticationError as exc:
         raise RetryLater(f"{where} refused the login of {link.smtp_username or link.username} "
@@ -97,6 +111,31 @@ def _smtp(link: Link, msg: EmailMessage, sender: str, recipients: tuple[str, ...
     return _judge(recipients, refused, where)
 
 
+def _log_in(client: smtplib.SMTP, link: Link, password: Secret | None, where: str, cafile: str | None,
+            links: LinkStore | None) -> None:
+    """SMTP AUTH (RFC 4954): the link's own SMTP password if it has one, else the mailbox's sign-in:
+    XOAUTH2 with the mailbox user's token for OAuth links, or the mailbox password."""
+    user = link.smtp_username or link.username
+    if link.auth is AuthMethod.OAUTH2_DELEGATED and not password:
+        if "XOAUTH2" not in client.esmtp_features.get("auth", "").upper().split():
+            raise RetryLater(f"{where} does not offer AUTH XOAUTH2, which the link's OAuth sign-in needs; "
+                             "give the link an SMTP password or another SMTP server", RETRY_AFTER_CONFIG_S)
+        sign_in_with_token(link, lambda token: _xoauth2(client, user, token), smtplib.SMTPAuthenticationError,
+                           cafile, links)
+        return
+    password = password or link.password
+    if client.has_extn("auth") and password:
+        client.login(user, password.reveal())
+
+
+def _xoauth2(client: smtplib.SMTP, user: str, token: str) -> None:
+    """AUTH XOAUTH2 with the initial response (developers.google.com/gmail/imap/xoauth2-protocol,
+    learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
+    A refused token gets a 334 with a JSON error; the client answers it with an empty line, then 535 follows."""
+    # smtplib base64-encodes what the callback returns: first the initial response, then "" to the error.
+    client.auth("XOAUTH2", lambda challenge=None: "" if challenge is not None else xoauth2_string(user, token))
+
+
 def _judge(recipients: tuple[str, ...], refused: dict[str, tuple[int, bytes]], where: str) -> Delivery:
     """RFC 5321 section 4.2.1: 5yz is permanent, 4yz transient; a transient refusal of every recipient waits."""
     permanent = tuple(Refusal(a, code, _words(words)) for a, (code, words) in refused.items() if code >= 500)
@@ -114,7 +153,7 @@ def _words(reply: bytes | str) -> str:
 
 # Sent folder (IMAP links) --------------------------------------------------------------------
 
-def _imap(link: Link, cafile: str | None) -> IMAPClient:
+def _imap(link: Link, cafile: str | None, links: LinkStore | None) -> IMAPClient:
     context = ssl.create_default_context(cafile=cafile)
     if link.security is Security.SSL:
         client = IMAPClient(link.host, port=link.port, ssl=True, ssl_context=context, timeout=TIMEOUT_S)
@@ -122,7 +161,10 @@ def _imap(link: Link, cafile: str | None) -> IMAPClient:
         client = IMAPClient(link.host, port=link.port, ssl=False, timeout=TIMEOUT_S)
         if link.security is Security.STARTTLS:
             client.starttls(context)
-    client.login(link.username, link.password.reveal())
+    if link.auth is AuthMethod.OAUTH2_DELEGATED:
+        sign_in_with_token(link, lambda token: client.oauth2_login(link.username, token), LoginError, cafile, links)
+    else:
+        client.login(link.username, link.password.reveal())
     return client
 
 
@@ -130,20 +172,33 @@ def keeps_sent_copy(link: Link) -> bool:
     return link.protocol is MailProtocol.IMAP and bool(link.sent_folder)
 
 
-def save_sent_copy(link: Link, msg: EmailMessage, cafile: str | None) -> None:
+def finds_sent_copy(link: Link) -> bool:
+    """Whether a mail sent just before a crash can be found again: the IMAP Sent folder, or Graph's Sent Items."""
+    return keeps_sent_copy(link) or (link.protocol is MailProtocol.GRAPH and can_send(link))
+
+
+def sent_folder_name(link: Link) -> str:
+    return "Sent Items" if link.protocol is MailProtocol.GRAPH else link.sent_folder
+
+
+def save_sent_copy(link: Link, msg: EmailMessage, cafile: str | None, links: LinkStore | None = None) -> None:
     """IMAP APPEND of the sent mail to the link's Sent folder (RFC 3501 section 6.3.11), marked read."""
     with network_errors_as_retry(link, "keep a copy in the Sent folder"):
-        client = _imap(link, cafile)
+        client = _imap(link, cafile, links)
         try:
             client.append(link.sent_folder, msg.as_bytes(), flags=(SEEN,))
         finally:
             client.logout()
 
 
-def in_sent_folder(link: Link, message_id: str, cafile: str | None) -> bool:
+def in_sent_folder(link: Link, message_id: str, cafile: str | None, links: LinkStore | None = None) -> bool:
     """Whether the Sent folder holds a mail with this Message-ID: it was sent before a crash."""
+    if link.protocol is MailProtocol.GRAPH:
+        from plugin.mailboxes.graph import GraphMailbox
+        with GraphMailbox.connect(link, cafile=cafile) as graph:
+            return graph.was_sent(message_id)
     with network_errors_as_retry(link, "search the Sent folder"):
-        client = _imap(link, cafile)
+        client = _imap(link, cafile, links)
         try:
             client.select_folder(link.sent_folder, readonly=True)
             return bool(client.search(["HEADER", "Message-ID", f"<{message_id}>"]))

@@ -4,13 +4,17 @@ The `fake_graph` fixture serves, over HTTPS (msal accepts only https authorities
 OpenID configuration, the v2.0 token endpoint (client credentials with a secret or a certificate
 assertion, refresh token, device code) and the v1.0 message calls jsm-mail makes. It checks
 method, path, query ($filter, $select, $top, $expand), headers and bodies against Microsoft's
-documentation (tests/fakes/GRAPH.md), keeps read flags and categories, pages with
-@odata.nextLink, throttles with 429 + Retry-After on request, and answers anything it does not
-model with 400 and a recorded violation that fails the test at teardown.
+documentation (tests/fakes/GRAPH.md), keeps read flags and categories, takes sendMail in MIME form
+and keeps what it sent in Sent Items, pages with @odata.nextLink, throttles with 429 + Retry-After
+on request, and answers anything it does not model with 400 and a recorded violation that fails
+the test at teardown.
 """
 from __future__ import annotations
 
 import base64
+import binascii
+import email
+import email.policy
 import itertools
 import json
 import re
@@ -45,6 +49,10 @@ UNREAD_FILTER = "isRead eq false"
 WELL_KNOWN = {"inbox", "archive", "junkemail"}
 PATCHABLE = {"isRead": bool, "categories": list}
 NOT_FOUND = {"code": "ErrorItemNotFound", "message": "The specified object was not found in the store."}
+SENT_ITEMS = "sentitems"
+# A request over about 4 MB is refused with 413 (learn.microsoft.com/graph/use-the-api); larger
+# attachments need a draft and an upload session (learn.microsoft.com/graph/outlook-large-attachments).
+SEND_LIMIT_BYTES = 4 * 1024 * 1024
 
 
 class Violation(Exception):
@@ -87,6 +95,7 @@ class FakeGraph:
         self.folders: dict[str, str] = {"Support": "folder-support"}  # display name -> id, under the inbox
         self.messages: dict[str, FakeMessage] = {}
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (kind, expires at)
+        self.token_scopes: dict[str, set[str]] = {}  # delegated token -> the scopes it was issued for
         self.refresh_tokens: set[str] = set()
         self.revoked_refresh_tokens: set[str] = set()
         self.token_requests: list[dict[str, str]] = []
@@ -94,6 +103,7 @@ class FakeGraph:
         self.violations: list[str] = []
         self.access_token_lifetime_s = 3599
         self.read_only = False  # the app was granted Mail.Read only: writes are 403 ErrorAccessDenied
+        self.may_send = True  # the app holds the Mail.Send application permission
         self._throttle: list[tuple[str, int, int]] = []  # (method, status, Retry-After) for the next Graph calls
         self._pages: dict[str, Page] = {}
         self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
@@ -127,6 +137,11 @@ class FakeGraph:
         self.refresh_tokens.discard(refresh_token)
         self.revoked_refresh_tokens.add(refresh_token)
         self.access_tokens.clear()
+
+    @property
+    def sent(self) -> list[bytes]:
+        """The MIME of each mail in Sent Items, in the order sent."""
+        return [m.mime for m in sorted(self.messages.values(), key=lambda m: m.received) if m.folder == SENT_ITEMS]
 
     def expire_access_tokens(self) -> None:
         self.access_tokens = {t: (kind, 0.0) for t, (kind, _) in self.access_tokens.items()}
@@ -254,6 +269,7 @@ class FakeGraph:
         scopes = set(scope.split())
         if not scopes & {"https://outlook.office.com/IMAP.AccessAsUser.All",
                          "https://outlook.office.com/POP.AccessAsUser.All",
+                         "https://outlook.office.com/SMTP.Send",
                          "https://outlook.office365.com/EWS.AccessAsUser.All"}:
             raise Violation(f"delegated token asked for scopes {sorted(scopes)}")
         if "offline_access" not in scopes:
@@ -263,6 +279,7 @@ class FakeGraph:
     def _access_token(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         token = f"at-{kind}-" + secrets.token_urlsafe(16)
         self.access_tokens[token] = (kind, time.time() + self.access_token_lifetime_s)
+        self.token_scopes[token] = set(str(body.get("scope", "")).split())
         return body | {"access_token": token}
 
     def token_is_valid(self, token: str, kind: str = "user") -> bool:
@@ -270,6 +287,10 @@ class FakeGraph:
         ("user" delegated, "app-graph" or "app-ews" app-only)."""
         token_kind, expires = self.access_tokens.get(token, ("", 0.0))
         return token_kind == kind and expires > time.time()
+
+    def token_allows(self, token: str, scope: str) -> bool:
+        """A valid delegated token issued with this scope (e.g. SMTP.Send for SMTP AUTH XOAUTH2)."""
+        return self.token_is_valid(token) and scope in self.token_scopes.get(token, set())
 
     # ------------------------------------------------------------ Microsoft Graph v1.0
     def _graph(self, request: Request) -> Response:
@@ -302,6 +323,8 @@ class FakeGraph:
             return self._get_message(unquote(m.group(1)), query)
         if request.method == "PATCH" and (m := re.fullmatch(r"messages/([^/]+)", rest)):
             return self._patch(request, unquote(m.group(1)), query)
+        if request.method == "POST" and rest == "sendMail":
+            return self._send_mail(request, query)
         raise Violation(f"{request.method} {request.path}: not a call the fake models")
 
     def _get_folder(self, name: str, query: dict[str, str]) -> Response:
@@ -325,6 +348,8 @@ class FakeGraph:
     def _list(self, request: Request, folder: str, query: dict[str, str]) -> Response:
         # learn.microsoft.com/graph/api/mailfolder-list-messages: OData $filter, $select, $top, $expand;
         # later pages come from @odata.nextLink, which the client must follow as given.
+        if folder == SENT_ITEMS:
+            return self._sent_by_message_id(query)
         if "$skiptoken" in query:
             page = self._pages.get(query.pop("$skiptoken"))
             if page is None:
@@ -354,6 +379,19 @@ class FakeGraph:
             options = urlencode({**page.query, "$skiptoken": token}, quote_via=quote)
             body["@odata.nextLink"] = f"{self.url}/v1.0/users/{self.address}/mailFolders/{folder}/messages?{options}"
         return _json(body)
+
+    def _sent_by_message_id(self, query: dict[str, str]) -> Response:
+        # internetMessageId is filterable with eq (learn.microsoft.com/graph/api/resources/message);
+        # the value is the Message-ID header with its angle brackets.
+        _only(query, {"$filter", "$select"})
+        _select(query, {"id"})
+        m = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", query.get("$filter", ""))
+        if not m:
+            raise Violation(f"Sent Items $filter {query.get('$filter')!r}")
+        wanted = m.group(1).replace("''", "'")
+        found = [{"id": message.id} for message in self.messages.values()
+                 if message.folder == SENT_ITEMS and _header(message.mime, "Message-ID") == wanted]
+        return _json({"value": found})
 
     def _mime(self, message_id: str, query: dict[str, str]) -> Response:
         _only(query, set())
@@ -392,6 +430,32 @@ class FakeGraph:
         message.is_read = body.get("isRead", message.is_read)
         message.categories = list(body.get("categories", message.categories))
         return _json(self._message_json(message, ["id", "isRead", "categories"], False))
+
+    def _send_mail(self, request: Request, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/user-sendmail and graph/outlook-send-mime-message: with
+        # "Content-Type: text/plain" the body is the whole MIME message, base64; the mail goes to the
+        # recipients in its To, Cc and Bcc, and a copy is saved in Sent Items. Answer: 202, no body.
+        _only(query, set())
+        if request.mimetype == "application/json":
+            raise Violation("sendMail in JSON form is not modelled; the MIME form is")
+        if request.mimetype != "text/plain":
+            raise Violation(f"sendMail with Content-Type {request.mimetype!r}")
+        body = request.get_data()
+        if len(body) > SEND_LIMIT_BYTES:
+            return _graph_error(413, "RequestEntityTooLarge", "The maximum request length supported is 4MB.")
+        try:
+            mime = base64.b64decode(body, validate=True)
+        except binascii.Error:
+            return _graph_error(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+        parsed = email.message_from_bytes(mime, policy=email.policy.default)
+        if not any(parsed.get_all(name) for name in ("To", "Cc", "Bcc")):
+            return _graph_error(400, "ErrorInvalidRecipients", "At least one recipient isn't valid.")
+        if not self.may_send:
+            return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        number = next(self._ids)
+        message_id = "AAMkAD" + base64.b64encode(f"sent-{number:04d}".encode()).decode()
+        self.messages[message_id] = FakeMessage(message_id, mime, datetime.now(UTC), True, [], SENT_ITEMS)
+        return Response(b"", 202)
 
     def _message_json(self, message: FakeMessage, select: list[str], expand: bool) -> dict[str, Any]:
         full: dict[str, Any] = {

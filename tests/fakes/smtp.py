@@ -1,11 +1,15 @@
-"""Fixtures: an aiosmtpd sink on loopback that keeps what it receives, and a STARTTLS + AUTH submission server."""
+"""Fixtures: an aiosmtpd sink on loopback that keeps what it receives, and STARTTLS + AUTH submission servers
+(password, or XOAUTH2 with a bearer token)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.policy
+import json
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -92,18 +96,79 @@ class AuthSmtpSink(SmtpSink):
         return AuthResult(success=ok, handled=False)
 
 
-@pytest.fixture
-def smtp_submission(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthSmtpSink]:
-    """An SMTP server on loopback that requires STARTTLS and a login; set `.username` and `.password`."""
+def _tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context for 127.0.0.1 and the certificate file a client must trust."""
     from tests.fakes.dovecot import make_certificate, openssl_path
 
     directory = tmp_path_factory.mktemp("smtp-tls")
     cert = make_certificate(openssl_path(), directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, directory / "key.pem")
-    sink = AuthSmtpSink(port=_free_port(), cafile=str(cert))
+    return context, str(cert)
+
+
+@pytest.fixture
+def smtp_submission(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthSmtpSink]:
+    """An SMTP server on loopback that requires STARTTLS and a login; set `.username` and `.password`."""
+    context, cafile = _tls(tmp_path_factory)
+    sink = AuthSmtpSink(port=_free_port(), cafile=cafile)
     controller = Controller(sink, hostname=sink.host, port=sink.port, tls_context=context, require_starttls=True,
                             auth_required=True, authenticator=sink.authenticate)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+def _no_token(user: str, token: str) -> bool:
+    return False
+
+
+@dataclass
+class OAuthSmtpSink(SmtpSink):
+    """A submission server that signs in with AUTH XOAUTH2 only, as smtp.office365.com and smtp.gmail.com do
+    for OAuth clients; `bearer(user, token)` says whether the token is good for that user."""
+
+    bearer: Callable[[str, str], bool] = _no_token
+    cafile: str = ""
+    logins: list[str] = field(default_factory=list)  # users signed in
+    refused: list[str] = field(default_factory=list)  # users whose token was refused
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """aiosmtpd handler auth hook for `AUTH XOAUTH2 <initial response>`.
+
+        The initial response is base64 of "user=" user ^A "auth=Bearer " token ^A ^A; a refused token
+        gets 334 and a base64 JSON error, the client answers with an empty line, and the server ends
+        with 535 (developers.google.com/gmail/imap/xoauth2-protocol, learn.microsoft.com/exchange/
+        client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
+        """
+        if len(args) != 2:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 XOAUTH2 needs an initial response")
+        try:
+            fields = base64.b64decode(args[1], validate=True).decode("ascii").split("\x01")
+        except (binascii.Error, UnicodeDecodeError):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 initial response is not base64")
+        if len(fields) != 4 or fields[2:] != ["", ""] or not fields[0].startswith("user=") \
+                or not fields[1].startswith("auth=Bearer "):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 not an XOAUTH2 initial response")
+        user, token = fields[0].removeprefix("user="), fields[1].removeprefix("auth=Bearer ")
+        if self.bearer(user, token):
+            self.logins.append(user)
+            return AuthResult(success=True, auth_data=user)
+        self.refused.append(user)
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+        await server.challenge_auth(error)
+        return AuthResult(success=False, handled=False)
+
+
+@pytest.fixture
+def smtp_xoauth2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthSmtpSink]:
+    """An SMTP server on loopback that requires STARTTLS and AUTH XOAUTH2; set `.bearer`."""
+    context, cafile = _tls(tmp_path_factory)
+    sink = OAuthSmtpSink(port=_free_port(), cafile=cafile)
+    controller = Controller(sink, hostname=sink.host, port=sink.port, tls_context=context, require_starttls=True,
+                            auth_required=True, auth_exclude_mechanism=["LOGIN", "PLAIN"])
     controller.start()
     try:
         yield sink
