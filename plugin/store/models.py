@@ -71,7 +71,7 @@ class MailIndexRow(Base):
     __table_args__ = (
         Index("ix_mail_index_message", "link_id", "message_id"),
         Index("ix_mail_index_conversation", "link_id", "conversation_id"),
-        Index("ix_mail_index_subject", "link_id", "subject_hash"),
+        Index("ix_mail_index_recent", "link_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -81,7 +81,6 @@ class MailIndexRow(Base):
     role: Mapped[str] = mapped_column(String(20))  # created, commented, notification
     message_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    subject_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     subject_words: Mapped[str] = mapped_column(Text, default="")
     addresses: Mapped[str] = mapped_column(Text, default="")  # space separated, lowercase
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
