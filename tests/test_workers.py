@@ -28,7 +28,7 @@ PROCESSED, SEEN = "jsm-processed", "\\Seen"
 FINAL = {"created", "commented", "bounce-recorded", "ignored", "rejected"}
 NEW, REPLIES = 350, 150
 DEADLINE_S = 90
-RESTART_DELAY_S = 0.5  # a worker that found the link taken tries again after this, as `serve` would later
+RESTART_DELAY_S = 2.0  # a worker that found the link taken tries again after this, as `serve` would later
 
 
 @pytest.fixture
