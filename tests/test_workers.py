@@ -253,3 +253,13 @@ def test_a_dead_workers_lease_on_another_machine_is_taken_over_after_its_ttl(env
     assert resumed.returncode == 0, resumed.stderr
     assert "skipped" not in resumed.stdout
     assert_each_mail_once(backlog, service, mail_account, fake_jira)
+
+
+def test_workers_started_together_on_an_empty_database_create_its_tables_once(postgres_url, env):
+    """The first start of several workers: each runs the migrations, one creates the tables."""
+    command = [sys.executable, "-m", "plugin.cli", "poll", "--once"]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    outputs = [worker.communicate(timeout=60) for worker in workers]
+
+    assert [worker.returncode for worker in workers] == [0, 0, 0], [err[-2000:] for _, err in outputs]
