@@ -1,5 +1,5 @@
-"""More than one worker: `jsm-mail poll` processes sharing links through PostgreSQL, one worker per link at a
-time, a killed worker's link taken over, and every mail handled exactly once.
+"""More than one worker: `jsm-mail poll` and `serve` processes sharing links through PostgreSQL, one worker per
+link at a time, a killed worker's link taken over, and every mail handled exactly once.
 
 The suite runs 500 mails with two and with three workers; `benchmarks/workers.py` measures throughput.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 
 from plugin.store.models import LeaseRow, ProcessingLogRow, utcnow
 from tests.conftest import jsm_mail
+from tests.fakes.dovecot import MailAccount
 
 PROCESSED, SEEN = "jsm-processed", "\\Seen"
 FINAL = {"created", "commented", "bounce-recorded", "ignored", "rejected"}
@@ -63,16 +65,16 @@ class Backlog:
     replies: dict[str, str] = field(default_factory=dict)  # token -> the token of the request it answers
 
 
-def fill(mail_account, new: int, replies: int) -> Backlog:
+def fill(mail_account, new: int, replies: int, *, first: int = 0) -> Backlog:
     backlog, parents, messages = Backlog(), [], []
-    for n in range(new):
+    for n in range(first, first + new):
         message_id, token, data = customer_mail(n)
         backlog.new[token] = message_id
         parents.append((message_id, token))
         messages.append(data)
     for n in range(replies):
         parent_id, parent_token = parents[n * new // replies]
-        _, token, data = customer_mail(new + n, reply_to=parent_id)
+        _, token, data = customer_mail(first + new + n, reply_to=parent_id)
         backlog.replies[token] = parent_token
         messages.append(data)
     with mail_account.client(readonly=False) as client:
@@ -160,7 +162,7 @@ def work_until_done(env: dict[str, str], workers: int, service, mail_account, *,
     raise AssertionError(f"mailbox not done in time: {len(unlabelled(mail_account))} mails unlabelled, {run}")
 
 
-def assert_each_mail_once(backlog: Backlog, service, mail_account, fake_jira) -> None:
+def assert_each_mail_once(backlog: Backlog, service, mail_account, fake_jira, *more: MailAccount) -> None:
     """Jira holds each request and comment once, on the right request; each mail is labelled and logged once."""
     requests = {}
     for request in fake_jira.requests:
@@ -175,10 +177,10 @@ def assert_each_mail_once(backlog: Backlog, service, mail_account, fake_jira) ->
                 if word.startswith("tok"):
                     comments[word.rstrip("."), parent] += 1
     assert comments == Counter(backlog.replies.items())  # each reply once, on its own request
-    mails = mail_account.messages()
+    mails = [mail for account in (mail_account, *more) for mail in account.messages()]
     assert len(mails) == len(backlog.new) + len(backlog.replies)
     assert all({SEEN, PROCESSED} <= flags for _, flags, _ in mails)
-    finals = Counter(e.message_id for e in service.store.processing_log(link=service.link.name) if e.outcome in FINAL)
+    finals = Counter(e.message_id for e in service.store.processing_log() if e.outcome in FINAL)
     assert len(finals) == len(mails) and set(finals.values()) == {1}
 
 
@@ -263,3 +265,41 @@ def test_workers_started_together_on_an_empty_database_create_its_tables_once(po
     outputs = [worker.communicate(timeout=60) for worker in workers]
 
     assert [worker.returncode for worker in workers] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+
+
+def test_serve_processes_share_two_links_and_one_is_killed_each_mail_once(env, service, mail_account, dovecot,
+                                                                          fake_jira, tmp_path):
+    username = f"second-{mail_account.username}"  # Dovecot lives for the whole run: a user of this test alone
+    other = MailAccount(dovecot, username, dovecot.password_for(username))
+    service.store.add_link(other.link(name="second", address=username))
+    backlog = fill(mail_account, 45, 15)
+    second = fill(other, 45, 15, first=1000)
+    backlog.new.update(second.new)
+    backlog.replies.update(second.replies)
+
+    def serve(n: int) -> subprocess.Popen[bytes]:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with open(tmp_path / f"serve-{n}.log", "w") as log:
+            return subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve"], stdout=log, stderr=log,
+                                    env={**env, "JSM_MAIL_PORT": str(port), "JSM_MAIL_POLL_INTERVAL_S": "1"})
+
+    servers = [serve(1), serve(2)]
+    try:
+        while logged(service) < 40:
+            time.sleep(0.05)
+        holder = lease_holder_pid(service)
+        [victim] = [p for p in servers if p.pid == holder] or servers[:1]
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait() == -signal.SIGKILL
+        servers = [p for p in servers if p is not victim] + [serve(3)]
+        deadline = time.monotonic() + 60
+        while (unlabelled(mail_account) or unlabelled(other)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    assert_each_mail_once(backlog, service, mail_account, fake_jira, other)
