@@ -23,8 +23,7 @@ from plugin.settings import Settings
 from plugin.store.store import LeaseLost, Store
 
 log = logging.getLogger(__name__)
-LEASE_TTL_S = 300.0  # a dead poller's link is taken over after this long
-LEASE_RENEW_S = 60.0
+LEASE_RENEWALS = 5  # renewals per TTL: a worker renews its lease long before another may take it
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -70,7 +69,7 @@ class PollReport:
 def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
     """One round over one link; an outage ends the round early and leaves mail untouched."""
     report = PollReport(link.name)
-    if not store.acquire_lease(link.id, WORKER_ID, LEASE_TTL_S, holder_is_dead):
+    if not store.acquire_lease(link.id, WORKER_ID, settings.lease_ttl_s, holder_is_dead):
         report.skipped = "another process is polling this link"
         return report
     ctx = Context(settings, link, store, jira, lease=WORKER_ID)
@@ -94,8 +93,8 @@ def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
                 if n >= room:
                     report.waiting = len(waiting) - n
                     break
-                if time.monotonic() - renewed > LEASE_RENEW_S:
-                    if not store.acquire_lease(link.id, WORKER_ID, LEASE_TTL_S):
+                if time.monotonic() - renewed > settings.lease_ttl_s / LEASE_RENEWALS:
+                    if not store.acquire_lease(link.id, WORKER_ID, settings.lease_ttl_s):
                         raise LeaseLost(f"another process took over link {link.name}")
                     renewed = time.monotonic()
                 handled = _handle_one(mailbox, ref, ctx)

@@ -132,6 +132,8 @@ class Settings:
     # Seconds Jira's search index may trail a create; a retried mail looks for its request after that.
     jira_index_lag_s: float = 30.0
     link_failing_alert_s: int = 900  # /health answers 503 once a link has failed this long
+    # A worker that stops renewing its link's lease (a dead machine) loses the link after this long.
+    lease_ttl_s: float = 300.0
     # Fault point for crash tests (plugin.faults): "kill-at:POINT[:N]".
     fault: str | None = None
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
@@ -185,6 +187,7 @@ class Settings:
             jira_index_lag_s=read.number("JIRA_INDEX_LAG_S", 30, minimum=0, whole=False),
             ca_file=read.text("CA_FILE"),
             link_failing_alert_s=int(read.number("LINK_FAILING_ALERT_S", 900, minimum=1)),
+            lease_ttl_s=read.number("LEASE_TTL_S", 300, minimum=1, whole=False),
             fault=read.text("FAULT"),
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,

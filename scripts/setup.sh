@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with jsm-mail installed; with --test also the test tools and the Debian
-# packages the tests start as real servers (Dovecot IMAP/POP3, openssl for its certificate).
+# packages the tests start as real servers (Dovecot IMAP/POP3, openssl for its certificate, PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,11 +11,13 @@ if [ "${1:-}" = "--test" ]; then
     command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
   done
   dpkg -s dovecot-pop3d >/dev/null 2>&1 || need+=(dovecot-pop3d)
+  # Debian keeps initdb and pg_ctl out of PATH, in /usr/lib/postgresql/<version>/bin.
+  command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-      dovecot-imapd dovecot-pop3d openssl >/dev/null
+      "${need[@]}" >/dev/null
   fi
 fi
 

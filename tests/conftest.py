@@ -19,7 +19,8 @@ from plugin.record import MailAbout, record
 from plugin.settings import Settings
 from plugin.store.store import LogEntry, Store
 
-pytest_plugins = ["tests.fakes.dovecot", "tests.fakes.smtp", "tests.fakes.jira", "tests.fakes.ews", "tests.fakes.graph"]
+pytest_plugins = ["tests.fakes.dovecot", "tests.fakes.smtp", "tests.fakes.jira", "tests.fakes.ews", "tests.fakes.graph",
+                  "tests.fakes.postgres"]
 
 MAIL_DIR = Path(__file__).with_name("mail")
 

@@ -218,7 +218,9 @@ class Store:
         """Fencing: a writer whose lease another process took must not write."""
         if holder is None:
             return
-        row = s.get(LeaseRow, link_id)
+        # FOR SHARE (ignored by SQLite, whose writers are serial anyway): on PostgreSQL a takeover's
+        # SELECT ... FOR UPDATE waits until this transaction has committed, so the new holder sees its writes.
+        row = s.get(LeaseRow, link_id, with_for_update={"read": True})
         if row is None or row.holder != holder:
             raise LeaseLost(f"link {link_id} is now worked by {row.holder if row else 'nobody'}")
 
