@@ -292,17 +292,17 @@ class RestJira:
             start += len(page["values"])
 
     def _search(self, jql: str, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
-        """Issues matching JQL via GET /rest/api/2/search/jql (Cloud; the old /search is deprecated).
+        """Issues matching JQL via POST /rest/api/3/search/jql (Cloud; the old /search is deprecated).
 
         Jira platform docs: without `fields` this search returns issue ids only, no keys.
         """
-        params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": ",".join(fields)}
+        query: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": list(fields)}
         while True:
-            page = self._http.call("GET", f"{PLATFORM}/search/jql", params=params)
+            page = self._http.call("POST", "/rest/api/3/search/jql", json=query)
             yield from page.get("issues", [])
             if page.get("isLast", True) or not page.get("nextPageToken"):
                 return
-            params["nextPageToken"] = page["nextPageToken"]
+            query["nextPageToken"] = page["nextPageToken"]
 
 
 def _seg(value: str) -> str:

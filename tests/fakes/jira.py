@@ -827,16 +827,24 @@ class FakeJira:
         return Reply(200 if existed else 201)
 
     def _op_searchAndReconsileIssuesUsingJql(self, incoming: Incoming) -> Reply:
-        wanted = _jql_filter(incoming.args.get("jql", ""))
+        args = incoming.args
+        return self._search(args.get("jql", ""), args.getlist("fields"), args.get("nextPageToken"),
+                            int(args.get("maxResults", 50)), self._api_version(incoming))
+
+    def _op_searchAndReconsileIssuesUsingJqlPost(self, incoming: Incoming) -> Reply:
+        body = incoming.body or {}
+        return self._search(body.get("jql", ""), body.get("fields", []), body.get("nextPageToken"),
+                            int(body.get("maxResults", 50)), self._api_version(incoming))
+
+    def _search(self, jql: str, fields: list[str], token: str | None, limit: int, api_version: str) -> Reply:
+        wanted = _jql_filter(jql)
         found = [r for r in self.issues.values() if wanted(r)]
-        if incoming.args.get("jql", "").endswith("ORDER BY updated ASC"):
+        if jql.endswith("ORDER BY updated ASC"):
             found.sort(key=lambda r: r.updated)
-        start = int(incoming.args.get("nextPageToken", 0) or 0)
-        limit = int(incoming.args.get("maxResults", 50))
+        start = int(token or 0)
         page = found[start:start + limit]
-        fields = incoming.args.getlist("fields")
         # Jira platform docs, search/jql: "By default, this resource returns IDs only."
-        issues = [self._issue_bean(r, fields, self._api_version(incoming)) if fields else {"id": r.id} for r in page]
+        issues = [self._issue_bean(r, fields, api_version) if fields else {"id": r.id} for r in page]
         body: dict[str, Any] = {"issues": issues, "isLast": start + limit >= len(found)}
         if not body["isLast"]:
             body["nextPageToken"] = str(start + limit)
