@@ -311,3 +311,16 @@ def test_a_rate_limit_holds_every_link_of_the_site_not_just_the_mail(service, ma
     assert held.outcomes["waiting-retry"] == 1 and 100 < held.retry_after_s <= 120
     assert len(fake_jira.calls) == calls  # Jira is left alone until its Retry-After has passed
     assert mail_account.flags(first) == other.flags(second) == set()
+
+
+def test_an_attachment_jira_refuses_leaves_the_request_and_says_why(service, mail_account, fake_jira):
+    uid = mail_account.append(mail_file("request_with_attachment_and_inline_image.eml"))
+    fake_jira.fail_next(status=413, path=r"/rest/servicedeskapi/servicedesk/1/attachTemporaryFile", method="POST")
+
+    service.poll()
+
+    [request] = fake_jira.requests
+    assert mail_account.flags(uid) >= {SEEN, PROCESSED}
+    [entry] = service.log()
+    assert (entry.outcome, entry.issue_key) == ("created", request.key)
+    assert "attachments not added: Jira refused" in entry.detail

@@ -4,7 +4,7 @@ from __future__ import annotations
 from plugin.context import Context
 from plugin.domain import Facts, FollowUp, Outcome, OutcomeState
 from plugin.handlers.people import add_participants, people_note
-from plugin.handlers.recovery import Attempt, done_parts, missing_files
+from plugin.handlers.recovery import Attempt, attach_or_say_why, done_parts, missing_files
 from plugin.jira.gateway import Mark
 from plugin.mapping.comment import comment_draft
 from plugin.reply.text import reply_text
@@ -26,15 +26,14 @@ class CommentOnRequest:
             ctx.jira.add_comment(key, draft.body, public=True, mark=Mark(attempt.ledger_key, "comment"))
         # Files go after the comment they belong to, so a retry knows whether to look for them.
         public = missing_files(ctx, attempt, key, draft.attachments, anchor_done=commented)
-        if public:
-            ctx.jira.attach(link.service_desk_id, key, public)
+        refused = attach_or_say_why(ctx, key, public) if public else ""
         if draft.original and missing_files(ctx, attempt, key, (draft.original,), anchor_done=commented):
             # Quoted history may name people the customer did not write to: agents only.
-            ctx.jira.attach(link.service_desk_id, key, (draft.original,), public=False)
+            refused = attach_or_say_why(ctx, key, (draft.original,), public=False) or refused
         added, skipped = add_participants(ctx, key, draft.new_participants)
         detail = [f"comment on {key}" + (" (found after an interrupted attempt)" if commented else "")]
-        if draft.attachments:
-            detail.append(f"{len(draft.attachments)} attachment(s)")
+        if draft.attachments or refused:
+            detail.append(refused or f"{len(draft.attachments)} attachment(s)")
         if draft.original:
             detail.append("quoted text left out; original attached for agents")
         detail.append(people_note(added, skipped))

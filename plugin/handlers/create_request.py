@@ -5,7 +5,14 @@ from plugin.context import Context
 from plugin.domain import Facts, NewRequest, Outcome, OutcomeState
 from plugin.errors import RejectReason, RetryLater
 from plugin.handlers.people import accounts_of, people_note
-from plugin.handlers.recovery import Attempt, done_parts, earlier_request, mail_reference, missing_files
+from plugin.handlers.recovery import (
+    Attempt,
+    attach_or_say_why,
+    done_parts,
+    earlier_request,
+    mail_reference,
+    missing_files,
+)
 from plugin.jira.gateway import Mark
 from plugin.mapping.request import request_draft
 
@@ -31,10 +38,11 @@ class CreateRequest:
             participant_ids, added, skipped = accounts_of(ctx, draft.participants)
             key = ctx.jira.create_request(link.service_desk_id, link.request_type_id, draft.summary,
                                           draft.description, reporter_id, participant_ids).key
+        refused = ""
         try:
             files = missing_files(ctx, attempt, key, draft.attachments, anchor_done=recovered)
             if files:
-                ctx.jira.attach(link.service_desk_id, key, files)
+                refused = attach_or_say_why(ctx, key, files)
             if route.related_key:
                 self._relate(ctx, attempt, route, key)
         except RetryLater:
@@ -44,9 +52,10 @@ class CreateRequest:
         if route.related_key:
             detail.append(f"linked to {route.related_key}")
         if draft.attachments:
-            detail.append(f"{len(draft.attachments)} attachment(s)")
+            detail.append(refused or f"{len(draft.attachments)} attachment(s)")
         detail.append(people_note(added, skipped))
-        facts = Facts(new_request_by=None if recovered else mail.sender.address, deliverable=(mail.sender.address,))
+        # Recorded once, whichever attempt made the request: the record step runs once per mail.
+        facts = Facts(new_request_by=mail.sender.address, deliverable=(mail.sender.address,))
         return Outcome(OutcomeState.CREATED, key, detail="; ".join(filter(None, detail)), evidence=route.evidence,
                        facts=facts)
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from plugin.context import Context
 from plugin.domain import Attachment, RawMail
-from plugin.errors import RetryLater
+from plugin.errors import MailRejected, RetryLater
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,16 @@ def earlier_request(ctx: Context, attempt: Attempt, reference: str) -> str | Non
 def done_parts(ctx: Context, attempt: Attempt, issue_key: str) -> frozenset[str]:
     """The parts of this mail's work whose marked comments the issue already has."""
     return ctx.jira.marked_parts(issue_key, attempt.ledger_key) if attempt.retry else frozenset()
+
+
+def attach_or_say_why(ctx: Context, issue_key: str, files: Sequence[Attachment], *, public: bool = True) -> str:
+    """Attach the files; "" when Jira took them, else why not. The request or comment exists by now,
+    so a file Jira refuses (too large for the site, a blocked type) never rejects the mail."""
+    try:
+        ctx.jira.attach(ctx.link.service_desk_id, issue_key, files, public=public)
+    except MailRejected as refused:
+        return f"attachments not added: {refused.detail}"
+    return ""
 
 
 def missing_files(ctx: Context, attempt: Attempt, issue_key: str, files: Sequence[Attachment],
