@@ -22,7 +22,7 @@ from tests.conftest import mail_file
 
 KILLS = int(os.environ.get("JSM_MAIL_CRASH_KILLS", "12"))
 REPORT = os.environ.get("JSM_MAIL_CRASH_REPORT")  # where the benchmark wants the counts
-NEW, REPLIES, AUTO_REPLIES = max(16, 2 * KILLS), max(8, KILLS // 2), 4  # enough work to kill it that often
+NEW, REPLIES, AUTO_REPLIES = max(16, 4 * KILLS), max(8, KILLS), 4  # enough work to kill it that often
 MAX_SIZE_BYTES = 200_000
 FINAL = {"created", "commented", "bounce-recorded", "ignored", "rejected"}
 
@@ -86,7 +86,7 @@ def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_accoun
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < KILLS:
             try:
-                poll.wait(timeout=chance.uniform(0.4, 2.0))
+                poll.wait(timeout=chance.uniform(0.3, 1.5))
             except subprocess.TimeoutExpired:
                 poll.send_signal(signal.SIGKILL)
                 kills += 1
