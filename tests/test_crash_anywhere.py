@@ -32,7 +32,7 @@ def customer_mail(n: int, *, reply_to: str | None = None, japanese: bool = False
     """(Message-ID, token in its text, bytes)."""
     token = f"tok{n:04d}"
     msg = EmailMessage()
-    msg["From"] = f"Customer {n % 5} <customer{n % 5}@example.org>"
+    msg["From"] = f"Customer {n % 50} <customer{n % 50}@example.org>"  # within the 20 per sender budget
     msg["To"] = "support@example.test"
     subject = f"経費精算 {n}" if japanese else f"Case {n}"
     msg["Subject"] = f"Re: {subject}" if reply_to else subject
