@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from cryptography.fernet import Fernet
@@ -20,19 +20,14 @@ from plugin.store.models import (
     SmtpSecretRow,
     utcnow,
 )
-from plugin.store.store import Store
+from plugin.store.store import Store, aware
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 MAX_REFERENCES = 10  # RFC 5322 section 3.6.4 lets a long thread trim References; the first and last count
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _maybe_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
+    return None if value is None else aware(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +50,7 @@ class OutboxEntry:
 
 def _entry(row: OutboxRow) -> OutboxEntry:
     return OutboxEntry(row.id, row.comment_id, row.link_id, row.issue_key, row.message_id, row.state, row.source,
-                       _aware(row.comment_created), _aware(row.queued_at), row.attempts,
+                       aware(row.comment_created), aware(row.queued_at), row.attempts,
                        _maybe_aware(row.sending_since), _maybe_aware(row.sent_at), row.recipients, row.last_error)
 
 
@@ -175,9 +170,9 @@ class Outbox:
         with self.store.session() as s:
             row = s.get(OutboundCursorRow, link_id)
             if row is not None:
-                return Cursor(_aware(row.looked_at), _aware(row.not_before))
+                return Cursor(aware(row.looked_at), aware(row.not_before))
             created = s.scalar(select(LinkRow.created_at).where(LinkRow.id == link_id))
-            start = _aware(created) if created else utcnow()
+            start = aware(created) if created else utcnow()
             return Cursor(start, start)
 
     def move_cursor(self, link_id: int, looked_at: datetime) -> None:

@@ -90,7 +90,7 @@ class LogEntry:
                 "issue_key": self.issue_key, "detail": self.detail, "evidence": self.evidence}
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -204,7 +204,7 @@ class Store:
                 except IntegrityError:  # another process inserted it first
                     return False
                 return True
-            if row.holder != holder and _aware(row.expires_at) > now and not dead(row.holder):
+            if row.holder != holder and aware(row.expires_at) > now and not dead(row.holder):
                 return False
             row.holder, row.expires_at = holder, now + timedelta(seconds=ttl_s)
             return True
@@ -306,7 +306,7 @@ class Store:
         with self.session() as s:
             rows = s.execute(select(QuarantineRow.link_id, QuarantineRow.sender, QuarantineRow.since)
                              .where(QuarantineRow.released.is_(False))).all()
-        return [(link_id, sender, _aware(since)) for link_id, sender, since in rows]
+        return [(link_id, sender, aware(since)) for link_id, sender, since in rows]
 
     def release(self, link_id: int, sender: str) -> bool:
         """Lift a quarantine; the sender's budget starts afresh and the mails it held may be handled again."""
@@ -367,7 +367,7 @@ class Store:
         if limit:
             query = query.limit(limit)
         with self.session() as s:
-            return [LogEntry(_aware(r.time), r.link_name, r.message_id, r.sender, r.subject, r.outcome, r.reason,
+            return [LogEntry(aware(r.time), r.link_name, r.message_id, r.sender, r.subject, r.outcome, r.reason,
                              r.issue_key, r.detail, r.evidence, r.raw_path) for r in s.scalars(query)]
 
     def log_error(self, link_name: str, message_id: str | None, exc: BaseException) -> None:
@@ -400,7 +400,7 @@ def _deleted(result: Result[Any]) -> int:
 
 
 def _entry(row: LedgerRow) -> LedgerEntry:
-    return LedgerEntry(row.state, row.issue_key, row.attempts or 0, row.failures or 0, _aware(row.started_at),
+    return LedgerEntry(row.state, row.issue_key, row.attempts or 0, row.failures or 0, aware(row.started_at),
                        row.mailbox_uid)
 
 
