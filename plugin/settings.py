@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
 from cryptography.fernet import Fernet
 
@@ -96,6 +97,12 @@ class _Env:
             raise SettingsError(f"{PREFIX}{name}: {exc}") from None
         return value
 
+    def timezone(self, name: str, default: str) -> str:
+        value = self.text(name, default) or default
+        if value not in available_timezones():
+            raise SettingsError(f"{PREFIX}{name} must be an IANA time zone such as Asia/Tokyo, not {value!r}")
+        return value
+
     def url(self, name: str) -> str | None:
         value = self.text(name)
         if value is None:
@@ -138,6 +145,7 @@ class Settings:
     fault: str | None = None
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
     forge_jwks_url: str = FORGE_JWKS_URL
+    timezone: str = "UTC"  # admin pages show times in this zone unless the admin picks another
 
     @property
     def demo(self) -> bool:
@@ -191,6 +199,7 @@ class Settings:
             fault=read.text("FAULT"),
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
+            timezone=read.timezone("TIMEZONE", "UTC"),
         )
 
     def with_(self, **changes: object) -> Settings:
