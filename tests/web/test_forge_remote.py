@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from plugin.app import create_app
 from plugin.domain import Secret
+from plugin.errors import RetryLater
 from plugin.runtime import Runtime
 from plugin.settings import FORGE_APP_ID
 from plugin.store.forge_installations import ForgeInstallations
@@ -167,6 +168,18 @@ def test_the_system_token_is_kept_encrypted(api_token_service, forge_keys, fake_
     assert token.encode() not in stored
 
 
+def test_pages_wait_when_the_keys_that_sign_invocations_cannot_be_read(api_token_service, fake_jira):
+    with serving_forge_keys() as keys:
+        headers = fit(keys, site_url=fake_jira.url, extension=ADMIN)
+        settings = dataclasses.replace(api_token_service.settings, forge_jwks_url=keys.jwks_url)
+    forge = client_for(settings, api_token_service.store, api_token_service.jira)  # the JWKS server is gone
+
+    answer = forge.get("/forge/ui/site", headers=headers)
+
+    assert answer.status_code == 503 and "links" not in answer.json
+    assert ForgeInstallations(api_token_service.store).all() == []
+
+
 @pytest.fixture
 def as_forge_app(api_token_service, handled, forge_keys, fake_jira):
     """The same service without an API token: installed through Forge, Jira behind api.atlassian.com's prefix."""
@@ -174,6 +187,23 @@ def as_forge_app(api_token_service, handled, forge_keys, fake_jira):
     token = system_token()
     api_base_url = fake_jira.serve_as_forge(CLOUD_ID, token)
     return client_for(settings, api_token_service.store), token, api_base_url
+
+
+def test_installed_through_forge_the_hourly_call_brings_the_token_polling_and_checks_use(
+        as_forge_app, forge_keys, fake_jira, api_token_service):
+    forge, token, api_base_url = as_forge_app
+    runtime = Runtime(dataclasses.replace(api_token_service.settings, jira_api_token=Secret("")),
+                      store=api_token_service.store)
+    with pytest.raises(RetryLater, match="no Forge system token"):
+        runtime.jira.server_title()
+
+    answer = forge.post("/forge/events/keep-token", headers=fit(
+        forge_keys, site_url=fake_jira.url, principal=None, api_base_url=api_base_url) | {
+        "x-forge-oauth-system": f"Bearer {token}"})
+
+    assert answer.status_code == 200 and answer.json["installation"] == INSTALLATION
+    assert runtime.jira.server_title()  # GET /ex/jira/{cloudId}/rest/api/2/serverInfo with the bearer token
+    assert runtime.jira.project_key("1") == "SD"
 
 
 def test_installed_through_forge_jira_is_called_through_the_gateway_with_the_system_token(
