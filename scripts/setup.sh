@@ -37,3 +37,14 @@ if [ "${1:-}" = "--test" ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+
+if [ "${1:-}" = "--test" ]; then
+  # The Forge app: its pages' script is bundled (forge-ui), and manifest.yml is checked with
+  # Atlassian's own rules (tools/forge-check); both need Node.js, which the Python suite does not.
+  if command -v npm >/dev/null 2>&1; then
+    (cd forge-ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+    (cd tools/forge-check && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "setup: npm not found: the Forge pages are not built and manifest.yml is not checked" >&2
+  fi
+fi

@@ -28,6 +28,11 @@ run() {
 run ruff .venv/bin/ruff check plugin tests benchmarks
 run mypy .venv/bin/mypy
 run lint-imports .venv/bin/lint-imports
+if command -v node >/dev/null 2>&1; then
+  run forge-manifest node tools/forge-check/check.js manifest.yml
+else
+  echo "== forge-manifest: skipped, node not found"
+fi
 run pytest .venv/bin/python -m pytest -q "$@"
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from requests.auth import AuthBase
 
 from plugin.domain import Secret
 from plugin.errors import MailRejected, RejectReason, RetryLater
@@ -30,13 +31,15 @@ class JiraAnswered(Exception):
 
 
 class JiraHttp:
-    """Calls Jira's REST APIs as the API user (email + API token, basic auth) on one kept session."""
+    """Calls Jira's REST APIs on one kept session: as the API user (email + API token, basic auth), or
+    with `auth` instead (the Forge app's system token, plugin.jira.forge_auth)."""
 
-    def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0, *,
+                 auth: AuthBase | None = None) -> None:
         self.url = url.rstrip("/")
         self._timeout_s = timeout_s
         self._session = requests.Session()
-        self._session.auth = (email, api_token.reveal())
+        self._session.auth = auth or (email, api_token.reveal())
         self._session.headers.update({"Accept": "application/json", "X-Atlassian-Token": "no-check"})
         # Jira Cloud rate-limits per site: once it says Retry-After, every link of this site waits.
         self._quiet_until = 0.0

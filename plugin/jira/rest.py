@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import jira
 from jira.exceptions import JIRAError
+from requests.auth import AuthBase
 
 from plugin import faults
 from plugin.domain import Address, Attachment, RequestInfo, Secret
@@ -30,9 +31,11 @@ RECENT_COMMENTS = 100  # a retried mail's marked comment is among the newest
 class RestJira:
     """Jira Cloud with an API token: every call through one JiraHttp session."""
 
-    def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0) -> None:
-        self._http = JiraHttp(url, email, api_token, timeout_s)
+    def __init__(self, url: str, email: str, api_token: Secret, timeout_s: float = 30.0, *,
+                 auth: AuthBase | None = None) -> None:
+        self._http = JiraHttp(url, email, api_token, timeout_s, auth=auth)
         self._email, self._token, self._timeout_s = email, api_token, timeout_s
+        self._auth = auth
         self._myself: str | None = None
 
     def __repr__(self) -> str:
@@ -40,6 +43,9 @@ class RestJira:
 
     def server_title(self) -> str:
         """Jira's own name for the site, read by the `jira` client as a login check."""
+        if self._auth is not None:  # as the Forge app: the jira client knows only basic and bearer-once auth
+            info = self._http.call("GET", f"{PLATFORM}/serverInfo")
+            return str(info.get("serverTitle") or self._http.url)
         try:
             client = jira.JIRA(self._http.url, basic_auth=(self._email, self._token.reveal()), max_retries=0,
                                get_server_info=False, timeout=self._timeout_s)

@@ -191,3 +191,18 @@ class SmtpSecretRow(Base):
 
     link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), primary_key=True)
     password_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ForgeInstallationRow(Base):
+    """A Jira site that installed the Forge app, as its Forge calls show it; its latest system token."""
+
+    __tablename__ = "forge_installations"
+
+    installation_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # the FIT's app.installationId
+    cloud_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    site_url: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    api_base_url: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    system_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    system_token_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import itertools
 import json
 import re
@@ -402,6 +403,9 @@ class FakeJira:
 
     email = "jsm-mail-bot@example.com"
     api_token = "fake-api-token-5f1c9e"
+    # serve_as_forge: the site as Atlassian's gateway serves it to a Forge app, with its system token.
+    forge_cloud_id: str | None = None
+    forge_token: str | None = None
 
     def __init__(self, server: HTTPServer) -> None:
         self.url = server.url_for("/").rstrip("/")
@@ -533,7 +537,30 @@ class FakeJira:
 
     # ------------------------------------------------------------ the HTTP side
 
+    def serve_as_forge(self, cloud_id: str, system_token: str) -> str:
+        """Answer only under /ex/jira/{cloud_id} (api.atlassian.com's path to a site) and only to the bearer
+        `system_token`, as Jira does for a Forge app's system token; returns that apiBaseUrl."""
+        self.forge_cloud_id, self.forge_token = cloud_id, system_token
+        return f"{self.url}/ex/jira/{cloud_id}"
+
+    def _through_gateway(self, request: Request) -> Request | None:
+        """The request as the site sees it behind the gateway prefix; None when it missed the prefix."""
+        prefix = f"/ex/jira/{self.forge_cloud_id}"
+        if not request.path.startswith(prefix + "/"):
+            return None
+        data = request.get_data()
+        environ = {**request.environ, "SCRIPT_NAME": prefix, "PATH_INFO": request.path[len(prefix):],
+                   "wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))}
+        return Request(environ)
+
     def _dispatch(self, request: Request) -> Response:
+        if self.forge_cloud_id is not None:
+            site_request = self._through_gateway(request)
+            if site_request is None:
+                self.violations.append(f"{request.method} {request.path}: a Forge app's call that missed "
+                                       "/ex/jira/{cloudId}")
+                return Response(json.dumps({"errorMessages": ["not found"]}), 404, content_type="application/json")
+            request = site_request
         with self._lock:
             self.calls.append(Call(request.method, request.path))
             try:
@@ -607,6 +634,8 @@ class FakeJira:
             return self._error(op, refusal)
 
     def _authorised(self, request: Request) -> bool:
+        if self.forge_cloud_id is not None:
+            return request.headers.get("Authorization") == f"Bearer {self.forge_token}"
         expected = base64.b64encode(f"{self.email}:{self.api_token}".encode()).decode()
         return request.headers.get("Authorization") == f"Basic {expected}"
 

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,9 @@ class ForgeKeys:
         return jwt.encode(body, key or self.private_key, algorithm="RS256", headers={"kid": KID})
 
 
-@pytest.fixture
-def forge_keys() -> Iterator[ForgeKeys]:
+@contextmanager
+def serving_forge_keys() -> Iterator[ForgeKeys]:
+    """A fresh key pair, its JWKS served on loopback while the block runs."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key())) | {
         "kid": KID, "use": "sig", "alg": "RS256"}
@@ -56,6 +58,12 @@ def forge_keys() -> Iterator[ForgeKeys]:
     finally:
         server.clear()
         server.stop()
+
+
+@pytest.fixture
+def forge_keys() -> Iterator[ForgeKeys]:
+    with serving_forge_keys() as keys:
+        yield keys
 
 
 @pytest.fixture
