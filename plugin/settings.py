@@ -138,6 +138,8 @@ class Settings:
     fault: str | None = None
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
     forge_jwks_url: str = FORGE_JWKS_URL
+    # Kept IMAP connections that wait for new mail (IDLE, RFC 2177); links beyond them are polled on schedule only.
+    idle_max_connections: int = 20
 
     @property
     def demo(self) -> bool:
@@ -191,6 +193,7 @@ class Settings:
             fault=read.text("FAULT"),
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
+            idle_max_connections=int(read.number("IDLE_MAX_CONNECTIONS", 20, minimum=0)),
         )
 
     def with_(self, **changes: object) -> Settings:
