@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 from plugin.domain import Link, MailProtocol
@@ -56,45 +57,42 @@ class IdleWatcher:
             log.warning("the watcher of link=%s did not stop within %.0f s", self.link.name, JOIN_TIMEOUT_S)
 
     def _run(self) -> None:
-        failures, down_since = 0, None
+        failures = 0
+        down_since: float | None = None  # when the current outage began; one warning per outage
         while not self._stopping.is_set():
+            connected: float | None = None
             try:
-                watch = ImapWatch.connect(self.link, cafile=self._cafile, store=self._store)
-            except RetryLater as outage:
+                with closing(ImapWatch.connect(self.link, cafile=self._cafile, store=self._store)) as watch:
+                    connected = time.monotonic()
+                    self._watching(watch, down_since)
+                    down_since = None
+                    while not self._stopping.is_set():
+                        if watch.wait_for_mail(IDLE_RENEW_S, self._stopping):
+                            self._news(self.link.id)
+            except Exception as failure:  # RetryLater: the server or the network; anything else is a bug here
+                if connected is not None and time.monotonic() - connected >= STEADY_S:
+                    failures = 0
                 failures += 1
                 if down_since is None:
                     down_since = time.monotonic()
-                    log.warning("cannot watch link=%s for new mail, polled every round until it reconnects: %s",
-                                self.link.name, outage.detail)
-                self._stopping.wait(backoff_s(failures, outage.after_s))
-                continue
-            how = "IDLE" if watch.uses_idle else f"NOOP every {NOOP_INTERVAL_S:.0f} s (the server offers no IDLE)"
-            if down_since is not None:
-                log.info("watching link=%s again after %.0f s, by %s", self.link.name,
-                         time.monotonic() - down_since, how)
-            else:
-                log.info("watching link=%s for new mail by %s", self.link.name, how)
-            if down_since is not None or self._catch_up:
-                self._news(self.link.id)  # mail may have come while nobody watched
-            down_since, self._catch_up = None, False
-            connected = time.monotonic()
-            try:
-                while not self._stopping.is_set():
-                    if watch.wait_for_mail(IDLE_RENEW_S, self._stopping):
-                        self._news(self.link.id)
-            except RetryLater as lost:
-                failures = 1 if time.monotonic() - connected >= STEADY_S else failures + 1
-                down_since = time.monotonic()
-                log.warning("lost the watch on link=%s, reconnecting: %s", self.link.name, lost.detail)
-                self._stopping.wait(backoff_s(failures, lost.after_s))
-            except Exception:  # a bug here must not end the watch for good; polling goes on meanwhile
-                failures += 1
-                down_since = time.monotonic()
-                log.exception("watcher of link=%s failed, reconnecting", self.link.name)
-                self._stopping.wait(backoff_s(failures))
-            finally:
-                watch.close()
+                    if isinstance(failure, RetryLater):
+                        log.warning("not watching link=%s for new mail, it is polled on schedule until the watch is "
+                                    "back: %s", self.link.name, failure.detail)
+                    else:
+                        log.exception("the watcher of link=%s failed; it is polled on schedule until the watch is "
+                                      "back", self.link.name)
+                self._stopping.wait(backoff_s(failures, failure.after_s if isinstance(failure, RetryLater) else 0))
         log.debug("stopped watching link=%s", self.link.name)
+
+    def _watching(self, watch: ImapWatch, down_since: float | None) -> None:
+        how = "IDLE" if watch.uses_idle else f"NOOP every {NOOP_INTERVAL_S:.0f} s (the server offers no IDLE)"
+        if down_since is None:
+            log.info("watching link=%s for new mail by %s", self.link.name, how)
+        else:
+            log.info("watching link=%s again after %.0f s, by %s", self.link.name, time.monotonic() - down_since, how)
+        if down_since is not None or self._catch_up:
+            self._news(self.link.id)  # mail may have come while nobody watched
+        self._catch_up = False
 
 
 class ArrivalWatch:
