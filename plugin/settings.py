@@ -146,6 +146,8 @@ class Settings:
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
     forge_jwks_url: str = FORGE_JWKS_URL
     timezone: str = "UTC"  # admin pages show times in this zone unless the admin picks another
+    # Kept IMAP connections that wait for new mail (IDLE, RFC 2177); links beyond them are polled on schedule only.
+    idle_max_connections: int = 20
 
     @property
     def demo(self) -> bool:
@@ -200,6 +202,7 @@ class Settings:
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
             timezone=read.timezone("TIMEZONE", "UTC"),
+            idle_max_connections=int(read.number("IDLE_MAX_CONNECTIONS", 20, minimum=0)),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -33,3 +33,16 @@ def test_benchmark_without_the_corpus_fails_loudly(tmp_path):
     assert done.stdout == ""
     assert f"benchmark needs the shared corpus: no zammad, sisimai, flufl-bounce, talon corpus in {tmp_path}" \
         in done.stderr
+
+
+def test_arrival_benchmark_prints_latency_with_and_without_idle_and_idle_cpu():
+    done = subprocess.run([sys.executable, str(REPO_DIR / "benchmarks" / "arrival_latency.py"), "--mails", "2",
+                           "--poll-interval", "2", "--idle-seconds", "1"],
+                          env={**os.environ, "JSM_MAIL_SHARED_DIR": str(SHARED_DIR)}, cwd=REPO_DIR,
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"^IDLE: +median +\d+\.\d\d s, p90 +\d+\.\d\d s +goal: <= 2 s median$", done.stdout, re.M)
+    assert re.search(r"^polling every +2 s, no IDLE: median +\d+\.\d\d s, p90 +\d+\.\d\d s$", done.stdout, re.M)
+    assert re.search(r"^serve's CPU over 1 s without mail, watcher idling: \d+\.\d\d% of a core +"
+                     r"goal: < 1% of a core$", done.stdout, re.M)

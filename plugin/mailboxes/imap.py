@@ -5,8 +5,10 @@ import imaplib
 import logging
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from threading import Event
 from typing import Self
 
 from imapclient import IMAPClient
@@ -198,3 +200,65 @@ def _reply(exc: Exception, link: Link) -> str:
     quoted = BYTES_REPR.fullmatch(text)  # imaplib passes the raw reply bytes, so str() gives "b'...'"
     text = quoted.group(2) if quoted else text
     return withhold_password(text, link)
+
+
+# RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server may log it out.
+IDLE_RENEW_S = 25 * 60
+IDLE_TICK_S = 1.0  # how often an IDLE wait looks up from the socket to see whether it should stop
+NOOP_INTERVAL_S = 5.0  # RFC 3501 6.1.2: NOOP is how a client without IDLE polls for new mail
+
+
+class ImapWatch:
+    """A kept session with the link's folder examined read-only, that tells when new mail arrives:
+    by IDLE (RFC 2177) where the server offers it, else by NOOP every few seconds."""
+
+    def __init__(self, mailbox: ImapMailbox) -> None:
+        self.link = mailbox.link
+        self._mailbox = mailbox
+        self._client = mailbox._client
+        self.uses_idle = bool(self._client.has_capability("IDLE"))
+
+    @classmethod
+    def connect(cls, link: Link, cafile: str | None = None, store: LinkStore | None = None) -> ImapWatch:
+        mailbox = ImapMailbox.connect(link, cafile=cafile, store=store)
+        try:
+            with _retry_later_on_failure(link, "examine the folder"):
+                # EXAMINE: the watch never changes the folder, not even \Recent (RFC 3501 6.3.2).
+                mailbox._client.select_folder(link.folder, readonly=True)
+                return cls(mailbox)
+        except BaseException:
+            mailbox.close()
+            raise
+
+    def wait_for_mail(self, seconds: float, stopping: Event) -> bool:
+        """Up to `seconds`: True as soon as the server announces new mail (EXISTS or RECENT), False when
+        the time is up or `stopping` is set. A lost connection raises RetryLater."""
+        deadline = time.monotonic() + seconds
+        with _retry_later_on_failure(self.link, "wait for new mail"):
+            if not self.uses_idle:
+                while not stopping.wait(min(NOOP_INTERVAL_S, max(0.0, deadline - time.monotonic()))):
+                    if _announces_mail(self._client.noop()[1]):
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                return False
+            self._client.idle()
+            news = False
+            while not news and not stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+                tick = min(IDLE_TICK_S, left)
+                began = time.monotonic()
+                responses = self._client.idle_check(timeout=tick)
+                news = _announces_mail(responses)
+                if not responses and time.monotonic() - began < tick * 0.9:
+                    # The socket was readable yet held no whole line: most often the server closed it, which
+                    # idle_check does not raise. Ending IDLE finds out, raising if the connection is gone.
+                    break
+            return _announces_mail(self._client.idle_done()[1]) or news
+
+    def close(self) -> None:
+        self._mailbox.close()
+
+
+def _announces_mail(responses: list[tuple[object, ...]]) -> bool:
+    """Untagged "* n EXISTS" or "* n RECENT" (RFC 3501 7.3.1, 7.3.2): mail was added to the folder."""
+    return any(len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT") for response in responses)
