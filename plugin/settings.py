@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -138,6 +138,11 @@ class Settings:
     fault: str | None = None
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
     forge_jwks_url: str = FORGE_JWKS_URL
+    public_url: str | None = None  # where browsers reach the service, for OAuth redirect URLs; else the request's host
+    google_client_id: str = ""  # the Google Cloud OAuth client of "Sign in with Google"
+    google_client_secret: Secret = field(default_factory=lambda: Secret(""))
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
 
     @property
     def demo(self) -> bool:
@@ -191,6 +196,11 @@ class Settings:
             fault=read.text("FAULT"),
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
+            public_url=read.url("PUBLIC_URL"),
+            google_client_id=read.text("GOOGLE_CLIENT_ID", "") or "",
+            google_client_secret=Secret(read.text("GOOGLE_CLIENT_SECRET", "") or ""),
+            google_authorize_url=read.url("GOOGLE_AUTHORIZE_URL") or "https://accounts.google.com/o/oauth2/v2/auth",
+            google_token_url=read.url("GOOGLE_TOKEN_URL") or "https://oauth2.googleapis.com/token",
         )
 
     def with_(self, **changes: object) -> Settings:
