@@ -7,6 +7,7 @@ import logging
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -332,8 +333,13 @@ def start_code_sign_in(link: Link, provider: str, redirect_uri: str, google: Goo
     with _msal_errors(link, "start the Microsoft sign-in"):
         app = _public_app(microsoft.oauth, cafile, shared=False)
         # msal makes the state and the PKCE pair (S256) and asks for offline_access itself.
-        flow = app.initiate_auth_code_flow(list(scopes_for(microsoft)), redirect_uri=redirect_uri,
-                                           login_hint=link.address or link.username)
+        with warnings.catch_warnings():
+            # msal recommends response_mode=form_post; the answer comes back as a GET instead, a top-level
+            # navigation that carries the admin's SameSite=Lax session cookie, so the state can be bound to
+            # the session. The code in the URL is useless without the PKCE verifier, which stays here.
+            warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+            flow = app.initiate_auth_code_flow(list(scopes_for(microsoft)), redirect_uri=redirect_uri,
+                                               login_hint=link.address or link.username)
     return PendingSignIn(link.id, MICROSOFT, flow["state"], redirect_uri, flow["auth_uri"], flow)
 
 

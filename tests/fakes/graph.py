@@ -15,6 +15,7 @@ import base64
 import binascii
 import email
 import email.policy
+import hashlib
 import itertools
 import json
 import re
@@ -108,6 +109,10 @@ class FakeGraph:
         self._pages: dict[str, Page] = {}
         self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
         self._device_scopes: dict[str, str] = {}  # device code -> the scopes it was asked for
+        self.redirect_uris: set[str] = set()  # the app registration's redirect URIs
+        self.authorizations: list[dict[str, str]] = []  # the query of each authorize request
+        self.deny_consent = False  # the user cancels the sign-in
+        self._auth_codes: dict[str, tuple[str, str, str]] = {}  # code -> (redirect_uri, code_challenge, scope)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._dispatch)
@@ -179,6 +184,8 @@ class FakeGraph:
                           "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                           "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                           "issuer": f"{base}/v2.0"})
+        if request.method == "GET" and rest == "oauth2/v2.0/authorize":
+            return self._authorize(request)
         if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
             raise Violation(f"{request.method} {request.path}: token endpoints take a POSTed form")
         form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
@@ -196,7 +203,51 @@ class FakeGraph:
             return self._refresh(form)
         if grant == DEVICE_GRANT:
             return self._device_token(form)
+        if grant == "authorization_code":
+            return self._redeem_code(form)
         raise Violation(f"token request with grant_type {grant!r}")
+
+    def _authorize(self, request: Request) -> Response:
+        # learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow ("Request an authorization
+        # code"): client_id, response_type=code, a registered redirect_uri, scope, state; PKCE with S256.
+        # The fake stands for the user's sign-in and consent and redirects back at once.
+        query = dict(request.args.items())
+        self.authorizations.append(query)
+        if query.get("client_id") != self.client_id:
+            raise Violation(f"authorize with client_id {query.get('client_id')!r}")
+        if query.get("redirect_uri") not in self.redirect_uris:
+            # Entra ID shows AADSTS50011 on its own page instead of redirecting.
+            raise Violation(f"AADSTS50011: redirect URI {query.get('redirect_uri')!r} is not registered")
+        if query.get("response_type") != "code" or not query.get("state"):
+            raise Violation(f"authorize without response_type=code or state: {query}")
+        if query.get("code_challenge_method") != "S256" or len(query.get("code_challenge", "")) != 43:
+            raise Violation(f"authorize without an S256 code_challenge: {query}")
+        self._check_delegated_scopes(query.get("scope", ""))
+        back = {"state": query["state"]}
+        if self.deny_consent:
+            back |= {"error": "access_denied", "error_description": "AADSTS65004: User declined to consent to "
+                                                                     "access the app."}
+        else:
+            code = "0.AX" + secrets.token_urlsafe(24)
+            self._auth_codes[code] = (query["redirect_uri"], query["code_challenge"], query["scope"])
+            back["code"] = code
+        return Response(status=302, headers={"Location": f"{query['redirect_uri']}?{urlencode(back)}"})
+
+    def _redeem_code(self, form: dict[str, str]) -> Response:
+        # "Redeem a code for an access token": the same redirect_uri, and the code_verifier whose S256
+        # hash is the challenge (RFC 7636 section 4.6); a code is good once.
+        redirect_uri, challenge, scope = self._auth_codes.pop(form.get("code", ""), ("", "", ""))
+        if not redirect_uri:
+            return _token_error(400, "invalid_grant", "AADSTS70008: The provided authorization code or refresh "
+                                                      "token has expired due to inactivity.")
+        if form.get("redirect_uri") != redirect_uri:
+            return _token_error(400, "invalid_grant", "AADSTS50148: The redirect_uri does not match the one in "
+                                                      "the authorization request.")
+        verifier = form.get("code_verifier", "")
+        if base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode() != challenge:
+            return _token_error(400, "invalid_grant", "AADSTS501481: The Code_Verifier does not match the "
+                                                      "code_challenge supplied in the authorization request.")
+        return _json(self._user_tokens({"scope": form.get("scope") or scope}))
 
     def _client_credentials(self, form: dict[str, str]) -> Response:
         # learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow: scope is the
