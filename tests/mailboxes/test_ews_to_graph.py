@@ -90,7 +90,7 @@ def mail(n: int, subject: str = "VPN drops every hour", reply_to: str | None = N
 @pytest.fixture
 def one_mailbox(fake_ews_tls: FakeEws, fake_graph: FakeGraph) -> FakeEws:
     fake_graph.address = fake_ews_tls.address
-    fake_graph.messages = SharedMailbox(fake_ews_tls)  # type: ignore[assignment]
+    fake_graph.messages = SharedMailbox(fake_ews_tls)
     return fake_ews_tls
 
 
