@@ -21,6 +21,7 @@ from plugin.mailboxes.oauth import forget_tokens
 from plugin.outbound.send import deliver
 from plugin.poll import poll_mailbox
 from plugin.runtime import Runtime
+from tests.mailboxes.test_ews import ews_link
 from tests.web.test_admin import form_token, log_in
 
 CALLBACK = "http://localhost/admin/oauth/callback"  # what url_for makes under Flask's test client
@@ -283,3 +284,29 @@ def test_a_revoked_google_sign_in_shows_as_failing_with_googles_reason_until_sig
 
     assert admin.get("/health").status_code == 200
     assert "auth-ok" in admin.get("/admin/").get_data(as_text=True)
+
+
+def test_an_ews_link_signs_in_with_microsoft_for_ews_access_as_user(site, fake_graph, fake_ews_tls, tmp_path):
+    fake_ews_tls.bearer = lambda token: fake_graph.token_is_valid(token, "user")
+    bundle = tmp_path / "ews-ca.pem"
+    bundle.write_bytes(Path(site.settings.ca_file).read_bytes() + Path(fake_ews_tls.cafile).read_bytes())
+    settings = site.settings.with_(ca_file=str(bundle))
+    link = site.store.add_link(ews_link(fake_ews_tls, id=0, name="exchange", oauth=OAuthSettings(
+        tenant_id=fake_graph.tenant_id, client_id=fake_graph.client_id, authority=fake_graph.url)))
+    app = create_app(Runtime(settings, store=site.store, jira=site.jira))
+    app.config["TESTING"] = True
+    client = app.test_client()
+    log_in(client, settings)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert page.count("Sign in with Google") == 1  # the IMAP link only: Google has no EWS
+
+    started = client.post(f"/admin/oauth/{link.name}/start", data={"csrf_token": form_token(client),
+                                                                  "provider": "microsoft"})
+    call_back(client, consent(started.headers["Location"], str(bundle)))
+
+    scopes = set(fake_graph.authorizations[-1]["scope"].split())
+    assert {"https://outlook.office365.com/EWS.AccessAsUser.All", "offline_access"} <= scopes
+    stored = site.store.link(link.id)
+    assert stored.auth is AuthMethod.OAUTH2_DELEGATED
+    assert stored.oauth.refresh_token.reveal() in fake_graph.refresh_tokens
+    assert fake_ews_tls.operations.count("UpdateItem") == 1  # the probe's label write, on no mail
