@@ -269,14 +269,16 @@ class Expiry:
         return f"{self.label} expires on {self.day.isoformat()}, in {self.days_left} days"
 
 
+def credential_dates(oauth: OAuthSettings) -> list[tuple[str, date]]:
+    """When the client secret and the refresh token run out, those that are known."""
+    return [(label, day) for label, day in (("client secret", oauth.client_secret_expires),
+                                            ("refresh token", oauth.refresh_token_expires)) if day is not None]
+
+
 def credential_expiries(oauth: OAuthSettings, today: date) -> list[Expiry]:
     """The client secret and refresh token when they run out within WARN_DAYS (or ran out)."""
-    soon = []
-    for label, expires in (("client secret", oauth.client_secret_expires),
-                           ("refresh token", oauth.refresh_token_expires)):
-        if expires is not None and (expires - today).days <= WARN_DAYS:
-            soon.append(Expiry(label, expires, (expires - today).days))
-    return soon
+    return [Expiry(label, day, (day - today).days) for label, day in credential_dates(oauth)
+            if (day - today).days <= WARN_DAYS]
 
 
 def expiry_warnings(oauth: OAuthSettings, today: date) -> list[str]:

@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
@@ -23,6 +23,7 @@ from plugin.mailboxes.oauth import (
     GoogleClient,
     PendingSignIn,
     auth_state,
+    credential_dates,
     credential_expiries,
     finish_code_sign_in,
     start_code_sign_in,
@@ -67,7 +68,8 @@ class OAuthStatus:
     signs_in: bool  # the link signs in by OAuth, so its state is worth showing
     provider: str
     state: AuthState
-    expiries: list[Expiry]
+    dates: list[tuple[str, date]]  # when the client secret and refresh token run out
+    expiries: list[Expiry]  # those within 14 days, or past
     buttons: list[tuple[str, str]]  # (provider, its name)
 
 
@@ -81,8 +83,8 @@ def oauth_status(link: Link) -> OAuthStatus:
         buttons.append((GOOGLE, PROVIDERS[GOOGLE]))
     oauth = link.auth in (AuthMethod.OAUTH2_APP, AuthMethod.OAUTH2_DELEGATED)
     provider = PROVIDERS.get(link.oauth.provider, "") if link.auth is AuthMethod.OAUTH2_DELEGATED else ""
-    return OAuthStatus(oauth, provider, auth_state(link), credential_expiries(link.oauth, datetime.now(UTC).date()),
-                       buttons)
+    return OAuthStatus(oauth, provider, auth_state(link), credential_dates(link.oauth),
+                       credential_expiries(link.oauth, datetime.now(UTC).date()), buttons)
 
 
 def credential_health(links: list[Link], now: datetime | None = None) -> tuple[list[str], list[str]]:

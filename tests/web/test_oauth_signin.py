@@ -249,6 +249,19 @@ def test_a_credential_expiring_within_14_days_is_a_warning_on_the_page_and_degra
     assert f"refresh token expires on {soon.isoformat()}, in 10 days" in admin.get("/admin/").get_data(as_text=True)
 
 
+def test_a_credential_far_from_expiry_shows_its_date_and_health_stays_ok(admin, site):
+    later = datetime.now(UTC).date() + timedelta(days=15)
+    site.relink(auth=AuthMethod.OAUTH2_APP,
+                oauth=OAuthSettings(tenant_id="t", client_id="c", client_secret=Secret("s"),
+                                    client_secret_expires=later))
+
+    health = admin.get("/health")
+
+    assert health.status_code == 200 and health.json["status"] == "ok" and health.json["warnings"] == []
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert f"client secret expires {later.isoformat()}" in page and "in 15 days" not in page
+
+
 def test_an_expired_client_secret_makes_health_fail_with_the_reason(admin, site):
     gone = datetime.now(UTC).date() - timedelta(days=1)
     site.relink(auth=AuthMethod.OAUTH2_APP,
