@@ -228,6 +228,15 @@ def note_auth(link: Link, failure: str | None) -> None:
             _auth_failures[link.id] = (_auth_failures.get(link.id, (datetime.now(UTC), ""))[0], failure)
 
 
+def restore_auth(link: Link, state: AuthState) -> None:
+    """Put back the link's state from before a sign-in that was only tried (a probe that failed)."""
+    with _apps_lock:
+        if state.since is None:
+            _auth_failures.pop(link.id, None)
+        else:
+            _auth_failures[link.id] = (state.since, state.reason)
+
+
 def auth_state(link: Link) -> AuthState:
     """The link's sign-in state as this process saw it: ok, or failing since when and why."""
     with _apps_lock:

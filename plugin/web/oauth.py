@@ -26,6 +26,7 @@ from plugin.mailboxes.oauth import (
     credential_dates,
     credential_expiries,
     finish_code_sign_in,
+    restore_auth,
     start_code_sign_in,
 )
 from plugin.settings import Settings
@@ -170,12 +171,14 @@ def callback() -> ResponseReturnValue:
     if link is None:
         abort(404)
     provider = PROVIDERS[pending.provider]
+    before = auth_state(link)
     try:
         oauth = finish_code_sign_in(link, pending, request.args.to_dict(), google_client(runtime.settings),
                                     cafile=runtime.settings.ca_file)
         candidate = replace(link, auth=AuthMethod.OAUTH2_DELEGATED, oauth=oauth)
         _probe(candidate, runtime.settings)
     except RetryLater as refused:
+        restore_auth(link, before)  # the link still signs in the old way: its state is not the attempt's
         log.info("oauth sign-in failed link=%s provider=%s: %s", link.name, pending.provider, refused.detail)
         flash(f"Sign-in of {link.name} with {provider} failed, the link keeps its old sign-in: {refused.detail}")
         return redirect(url_for("admin.index"))

@@ -189,8 +189,13 @@ def test_a_wrong_or_missing_state_is_400_and_nothing_is_stored(admin, site, runt
     assert "authorization_code" not in [r["grant_type"] for r in fake_graph.token_requests]
 
 
-def test_a_sign_in_the_mailbox_refuses_keeps_the_old_credential(admin, site, token_introspection):
-    token_introspection.owner = lambda token: None  # the account has IMAP switched off
+def test_a_sign_in_the_mailbox_refuses_keeps_the_old_credential_and_its_state(admin, site, fake_graph,
+                                                                             token_introspection):
+    token_introspection.owner = lambda token: None  # the account has IMAP switched off for this app
+    # The link signs in with a Microsoft refresh token now, and it works as far as this process knows.
+    site.relink(auth=AuthMethod.OAUTH2_DELEGATED, oauth=OAuthSettings(
+        tenant_id=fake_graph.tenant_id, client_id=fake_graph.client_id, authority=fake_graph.url,
+        refresh_token=Secret(fake_graph.issue_refresh_token())))
     before = site.store.link(site.link.id)
 
     sign_in(admin, site, "microsoft")
@@ -198,6 +203,8 @@ def test_a_sign_in_the_mailbox_refuses_keeps_the_old_credential(admin, site, tok
     assert site.store.link(site.link.id) == before
     page = admin.get("/admin/").get_data(as_text=True)
     assert f"Sign-in of {site.link.name} with Microsoft failed, the link keeps its old sign-in" in page
+    assert "refused the login" in page
+    assert "auth-ok" in page and admin.get("/health").status_code == 200  # the attempt is not the link's state
 
 
 def test_a_refused_consent_keeps_the_old_credential(admin, site, fake_google, dovecot_trusts):
