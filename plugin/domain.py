@@ -361,6 +361,7 @@ class OAuthSettings:
     client_secret_expires: date | None = None
     refresh_token: Secret = field(default_factory=_no_secret)
     refresh_token_expires: date | None = None
+    provider: str = "microsoft"  # whose identity platform issued the refresh token: "microsoft" or "google"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
@@ -148,6 +148,11 @@ class Settings:
     timezone: str = "UTC"  # admin pages show times in this zone unless the admin picks another
     # Kept IMAP connections that wait for new mail (IDLE, RFC 2177); links beyond them are polled on schedule only.
     idle_max_connections: int = 20
+    public_url: str | None = None  # where browsers reach the service, for OAuth redirect URLs; else the request's host
+    google_client_id: str = ""  # the Google Cloud OAuth client of "Sign in with Google"
+    google_client_secret: Secret = field(default_factory=lambda: Secret(""))
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
 
     @property
     def demo(self) -> bool:
@@ -203,6 +208,11 @@ class Settings:
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
             timezone=read.timezone("TIMEZONE", "UTC"),
             idle_max_connections=int(read.number("IDLE_MAX_CONNECTIONS", 20, minimum=0)),
+            public_url=read.url("PUBLIC_URL"),
+            google_client_id=read.text("GOOGLE_CLIENT_ID", "") or "",
+            google_client_secret=Secret(read.text("GOOGLE_CLIENT_SECRET", "") or ""),
+            google_authorize_url=read.url("GOOGLE_AUTHORIZE_URL") or "https://accounts.google.com/o/oauth2/v2/auth",
+            google_token_url=read.url("GOOGLE_TOKEN_URL") or "https://oauth2.googleapis.com/token",
         )
 
     def with_(self, **changes: object) -> Settings:

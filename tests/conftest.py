@@ -20,7 +20,7 @@ from plugin.settings import Settings
 from plugin.store.store import LogEntry, Store
 
 pytest_plugins = ["tests.fakes.dovecot", "tests.fakes.smtp", "tests.fakes.jira", "tests.fakes.ews", "tests.fakes.graph",
-                  "tests.fakes.postgres"]
+                  "tests.fakes.postgres", "tests.fakes.google"]
 
 MAIL_DIR = Path(__file__).with_name("mail")
 

@@ -7,9 +7,13 @@ to send); the calls are the documented v1.0 message operations (learn.microsoft.
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import Message
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
@@ -31,6 +35,12 @@ SIZE_PROPERTY = "Integer 0x0E08"
 LISTED = "$select=id,categories,receivedDateTime"
 # Well-known folder names Graph accepts in place of an id (learn.microsoft.com/graph/api/resources/mailfolder).
 WELL_KNOWN = {"inbox": "inbox", "archive": "archive", "junkemail": "junkemail", "junk email": "junkemail"}
+# A request over 4 MB is refused with 413 (learn.microsoft.com/graph/api/user-sendmail, "Limitations");
+# attachments from 3 MB go by upload session in pieces of at most 4 MB
+# (learn.microsoft.com/graph/outlook-large-attachments); 3 MB pieces keep a margin.
+REQUEST_LIMIT_BYTES = 4 * 1024 * 1024
+UPLOAD_SESSION_BYTES = 3 * 1024 * 1024
+UPLOAD_CHUNK_BYTES = 3 * 1024 * 1024
 
 
 class SendRefused(Exception):
@@ -135,15 +145,77 @@ class GraphMailbox:
 
     def send(self, mime: bytes) -> None:
         """Send a whole MIME mail from this mailbox by sendMail, base64 in a text/plain body; Exchange keeps
-        the copy in Sent Items (learn.microsoft.com/graph/api/user-sendmail, graph/outlook-send-mime-message)."""
+        the copy in Sent Items (learn.microsoft.com/graph/api/user-sendmail, graph/outlook-send-mime-message).
+        A mail too large for one request goes as a draft with its attachments uploaded one by one."""
+        body = base64.b64encode(mime)
+        if len(body) > REQUEST_LIMIT_BYTES:
+            self._send_large(mime)
+            return
         with _retry_later_on_failure(self.link, "send mail"):
-            response = self._session.post(f"{self._user()}/sendMail", data=base64.b64encode(mime),
+            response = self._session.post(f"{self._user()}/sendMail", data=body,
                                           headers={"Content-Type": "text/plain"}, timeout=TIMEOUT_S)
         # 202 Accepted: Exchange took the mail. 400 (the MIME content refused) and 413 (too large) stay so.
-        if response.status_code in (400, 413):
-            raise SendRefused(f"Microsoft Graph refused the mail: {_error_words(response)}")
-        if not response.ok:
-            raise _refusal(response, self.link, "send mail", permission="Mail.Send")
+        _check_sent(response, self.link, "send mail")
+
+    def _send_large(self, mime: bytes) -> None:
+        """learn.microsoft.com/graph/outlook-large-attachments: the mail without its attachments as a MIME
+        draft, each attachment added (under 3 MB by POST, larger by an upload session), then the draft sent.
+        A draft left by a failure is deleted, so the next attempt starts afresh."""
+        text, attachments = split_attachments(mime)
+        draft = base64.b64encode(text)
+        if len(draft) > REQUEST_LIMIT_BYTES:
+            raise SendRefused(f"Microsoft Graph refused the mail: its text alone is {len(text) // 1024} KB, over the "
+                              f"{REQUEST_LIMIT_BYTES // (1024 * 1024)} MB a request may carry")
+        with _retry_later_on_failure(self.link, "create the draft"):
+            response = self._session.post(f"{self._user()}/messages", data=draft,
+                                          headers={"Content-Type": "text/plain"}, timeout=TIMEOUT_S)
+        _check_sent(response, self.link, "create the draft")
+        message = f"{self._user()}/messages/{_segment(response.json()['id'])}"
+        try:
+            for attachment in attachments:
+                self._attach(message, attachment)
+            with _retry_later_on_failure(self.link, "send the draft"):
+                sent = self._session.post(f"{message}/send", data=b"", timeout=TIMEOUT_S)
+            _check_sent(sent, self.link, "send the draft")
+        except BaseException:
+            try:
+                with _retry_later_on_failure(self.link, "delete the unsent draft"):
+                    self._session.delete(message, timeout=TIMEOUT_S)
+            except RetryLater as left:  # the draft stays in Drafts; the mail itself is sent again later
+                log.warning("draft left mailbox=%s: %s", self.link.id, left.detail)
+            raise
+
+    def _attach(self, message: str, attachment: Attachment) -> None:
+        item: dict[str, str | bool] = {"name": attachment.name, "contentType": attachment.content_type,
+                                       "isInline": attachment.inline}
+        if attachment.content_id:
+            item["contentId"] = attachment.content_id
+        if len(attachment.data) < UPLOAD_SESSION_BYTES:
+            # learn.microsoft.com/graph/api/message-post-attachments: a fileAttachment with its bytes in base64.
+            with _retry_later_on_failure(self.link, f"attach {attachment.name}"):
+                response = self._session.post(f"{message}/attachments", timeout=TIMEOUT_S, json={
+                    "@odata.type": "#microsoft.graph.fileAttachment", **item,
+                    "contentBytes": base64.b64encode(attachment.data).decode("ascii")})
+            _check_sent(response, self.link, f"attach {attachment.name}")
+            return
+        # learn.microsoft.com/graph/api/attachment-createuploadsession: the session's URL is pre-authenticated,
+        # so the PUTs carry no Authorization header; each carries up to 4 MB of the file and its Content-Range.
+        with _retry_later_on_failure(self.link, f"upload {attachment.name}"):
+            response = self._session.post(f"{message}/attachments/createUploadSession", timeout=TIMEOUT_S, json={
+                "AttachmentItem": {"attachmentType": "file", "size": len(attachment.data), **item}})
+        _check_sent(response, self.link, f"upload {attachment.name}")
+        upload_url = response.json()["uploadUrl"]
+        total = len(attachment.data)
+        # Without the session's bearer token, with its TLS trust; the adapter stays the session's to close.
+        uploader = requests.Session()
+        uploader.mount(upload_url, self._session.get_adapter(upload_url))
+        for start in range(0, total, UPLOAD_CHUNK_BYTES):
+            chunk = attachment.data[start:start + UPLOAD_CHUNK_BYTES]
+            with _retry_later_on_failure(self.link, f"upload {attachment.name}"):
+                put = uploader.put(upload_url, data=chunk, timeout=TIMEOUT_S, headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{total}"})
+            _check_sent(put, self.link, f"upload {attachment.name}")
 
     def was_sent(self, message_id: str) -> bool:
         """Whether Sent Items holds a mail with this Message-ID (internetMessageId, as in the header)."""
@@ -209,6 +281,50 @@ class GraphMailbox:
         if response.ok:
             return response
         raise _refusal(response, self.link, action)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file part taken out of a mail too large to send in one request."""
+
+    name: str
+    content_type: str
+    data: bytes
+    inline: bool
+    content_id: str
+
+
+def split_attachments(mime: bytes) -> tuple[bytes, list[Attachment]]:
+    """The mail without its file parts, and those parts; the headers (Message-ID, In-Reply-To) stay in the text."""
+    message = email.message_from_bytes(mime, policy=email.policy.default)
+    taken: list[Attachment] = []
+
+    def strip(part: Message) -> None:
+        if not part.is_multipart() or part.get_content_type() == "message/rfc822":
+            return
+        children = part.get_payload()
+        assert isinstance(children, list)
+        for child in list(children):
+            if not child.is_multipart() and child.get_filename():
+                data = child.get_payload(decode=True)
+                taken.append(Attachment(str(child.get_filename()), child.get_content_type(),
+                                        data if isinstance(data, bytes) else b"",
+                                        child.get_content_disposition() == "inline",
+                                        str(child.get("Content-ID", "")).strip().strip("<>")))
+                children.remove(child)  # the multipart's own list of parts
+            else:
+                strip(child)
+
+    strip(message)
+    return message.as_bytes(), taken
+
+
+def _check_sent(response: requests.Response, link: Link, action: str) -> None:
+    """A refusal that stays (400 the content, 413 too large) is final; others wait for a retry."""
+    if response.status_code in (400, 413):
+        raise SendRefused(f"Microsoft Graph refused the mail: {_error_words(response)}")
+    if not response.ok:
+        raise _refusal(response, link, action, permission="Mail.Send")
 
 
 def _size(message: dict[str, Any]) -> int | None:

@@ -1,14 +1,16 @@
-"""OAuth 2.0 access tokens for mailboxes from Microsoft Entra ID through msal, and their sealed storage."""
+"""OAuth 2.0 access tokens for mailboxes from Microsoft Entra ID (through msal) and Google, and how a user signs in."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import logging
+import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +20,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from plugin.domain import Link, MailProtocol, OAuthSettings, Secret
 from plugin.errors import RetryLater
@@ -37,6 +40,12 @@ POP_SCOPES = ("https://outlook.office.com/POP.AccessAsUser.All",)
 # Sending by SMTP AUTH XOAUTH2 from the same mailbox; the same resource, so one token serves both.
 SMTP_SCOPES = ("https://outlook.office.com/SMTP.Send",)
 EWS_DELEGATED_SCOPES = ("https://outlook.office365.com/EWS.AccessAsUser.All",)
+# Gmail over IMAP and SMTP takes the one full-access scope (developers.google.com/gmail/imap/xoauth2-protocol).
+GOOGLE_SCOPES = ("https://mail.google.com/",)
+# Google's documented endpoints (developers.google.com/identity/protocols/oauth2/web-server).
+GOOGLE_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+MICROSOFT, GOOGLE = "microsoft", "google"
 WARN_DAYS = 14
 REFRESH_TOKEN_DAYS = 90
 EXPIRY_MARGIN_S = 120  # a token this close to its end is refreshed first
@@ -45,6 +54,7 @@ _apps: dict[tuple[str, ...], msal.ClientApplication] = {}
 _access_tokens: dict[str, tuple[str, float]] = {}  # fingerprint -> (delegated access token, monotonic expiry)
 _replaced: set[str] = set()  # fingerprints of refresh tokens this process rotated and saved a successor of
 _apps_lock = threading.Lock()
+_auth_failures: dict[int, tuple[datetime, str]] = {}  # link id -> (first failure of the current run, last reason)
 
 
 class LinkStore(Protocol):
@@ -69,10 +79,10 @@ def app_token(link: Link, scope: str, cafile: str | None = None) -> str:
         raise AuthenticationFailed(f"link {link.name} has no tenant id or client id for OAuth")
     if not oauth.client_secret and not oauth.certificate_path:
         raise AuthenticationFailed(f"link {link.name} has neither a client secret nor a certificate")
-    with _msal_errors(link, "get an app-only token"):
+    with _auth_state(link), _msal_errors(link, "get an app-only token"):
         app = _confidential_app(oauth, cafile)
         result = app.acquire_token_for_client(scopes=[scope])
-    return _access_token(link, result, "app-only token")
+        return _access_token(link, result, "app-only token")
 
 
 def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = None,
@@ -90,16 +100,23 @@ def delegated_token(link: Link, scopes: tuple[str, ...], cafile: str | None = No
         link = links.link(link.id) or link
     oauth = link.oauth
     if not oauth.refresh_token:
-        raise AuthenticationFailed(f"link {link.name} has no refresh token: run `jsm-mail links auth {link.name}`")
+        failure = AuthenticationFailed(f"link {link.name} has no refresh token: sign in on the admin page or "
+                                       f"run `jsm-mail links auth {link.name}`")
+        note_auth(link, failure.detail)
+        raise failure
     key = _fingerprint(f"{link.id}:{oauth.client_id}:{' '.join(scopes)}:{oauth.refresh_token.reveal()}")
     with _apps_lock:
         kept = _access_tokens.get(key)
     if kept and not fresh and kept[1] > time.monotonic() + EXPIRY_MARGIN_S:
         return kept[0]
-    with _msal_errors(link, "refresh the access token"):
-        app = _public_app(oauth, cafile)
-        result = app.acquire_token_by_refresh_token(oauth.refresh_token.reveal(), scopes=list(scopes))
-    token = _access_token(link, result, "access token refresh")
+    with _auth_state(link):
+        if oauth.provider == GOOGLE:
+            result = _google_refresh(link, cafile)
+        else:
+            with _msal_errors(link, "refresh the access token"):
+                app = _public_app(oauth, cafile)
+                result = app.acquire_token_by_refresh_token(oauth.refresh_token.reveal(), scopes=list(scopes))
+        token = _access_token(link, result, "access token refresh")
     expires = time.monotonic() + float(result.get("expires_in") or 0)
     rotated = result.get("refresh_token")
     with _apps_lock:
@@ -127,7 +144,13 @@ def sign_in_with_token(link: Link, login: Callable[[str], None], refused: type[E
     except refused:
         # The server may know better than our clock: the token expired or was revoked early.
         log.info("token refused, refreshing once link=%s", link.name)
-        login(delegated_token(link, scopes, cafile, links, fresh=True))
+        try:
+            login(delegated_token(link, scopes, cafile, links, fresh=True))
+        except refused:
+            note_auth(link, f"the mail server refused the login of {link.username} with a fresh access token: "
+                            "the account may lack IMAP/POP/SMTP access or the app its permission")
+            raise
+    note_auth(link, None)
 
 
 def xoauth2_string(user: str, token: str) -> str:
@@ -161,6 +184,10 @@ def device_code_sign_in(link: Link, scopes: tuple[str, ...], show: Callable[[str
 
 def scopes_for(link: Link) -> tuple[str, ...]:
     """The delegated scopes the link's protocol needs, with SMTP.Send when the link sends mail by SMTP."""
+    if link.oauth.provider == GOOGLE:
+        if link.protocol not in (MailProtocol.IMAP, MailProtocol.POP3):
+            raise AuthenticationFailed(f"{link.protocol.value} links cannot sign in with Google; use IMAP or POP3")
+        return GOOGLE_SCOPES  # IMAP, POP3 and SMTP alike
     sending = SMTP_SCOPES if link.send_replies and link.smtp_host else ()
     if link.protocol is MailProtocol.IMAP:
         return IMAP_SCOPES + sending
@@ -172,11 +199,60 @@ def scopes_for(link: Link) -> tuple[str, ...]:
 
 
 def forget_tokens() -> None:
-    """Drop every cached msal app and token, as after a restart."""
+    """Drop every cached msal app and token, and what is known of sign-in failures, as after a restart."""
     with _apps_lock:
         _apps.clear()
         _access_tokens.clear()
         _replaced.clear()
+        _auth_failures.clear()
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """How a link's last sign-ins went: `since` is the first failure of the current run, None while all is well."""
+
+    since: datetime | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.since is None
+
+
+def note_auth(link: Link, failure: str | None) -> None:
+    """Record a token request or login of the link: `failure` says why it failed, None that it worked."""
+    with _apps_lock:
+        if failure is None:
+            _auth_failures.pop(link.id, None)
+        else:
+            _auth_failures[link.id] = (_auth_failures.get(link.id, (datetime.now(UTC), ""))[0], failure)
+
+
+def restore_auth(link: Link, state: AuthState) -> None:
+    """Put back the link's state from before a sign-in that was only tried (a probe that failed)."""
+    with _apps_lock:
+        if state.since is None:
+            _auth_failures.pop(link.id, None)
+        else:
+            _auth_failures[link.id] = (state.since, state.reason)
+
+
+def auth_state(link: Link) -> AuthState:
+    """The link's sign-in state as this process saw it: ok, or failing since when and why."""
+    with _apps_lock:
+        failing = _auth_failures.get(link.id)
+    return AuthState(*failing) if failing else AuthState()
+
+
+@contextmanager
+def _auth_state(link: Link) -> Iterator[None]:
+    """Refused credentials are recorded as the link's auth state; a network failure says nothing of them."""
+    try:
+        yield
+    except AuthenticationFailed as failure:
+        note_auth(link, failure.detail)
+        raise
+    note_auth(link, None)
 
 
 def _refresh_token_expiry() -> date:
@@ -184,19 +260,163 @@ def _refresh_token_expiry() -> date:
     return datetime.now(UTC).date() + timedelta(days=REFRESH_TOKEN_DAYS)
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """A credential that runs out within WARN_DAYS, or ran out."""
+
+    label: str  # "client secret", "refresh token"
+    day: date
+    days_left: int
+
+    @property
+    def expired(self) -> bool:
+        return self.days_left < 0
+
+    def __str__(self) -> str:
+        if self.expired:
+            return f"{self.label} expired on {self.day.isoformat()}"
+        return f"{self.label} expires on {self.day.isoformat()}, in {self.days_left} days"
+
+
+def credential_dates(oauth: OAuthSettings) -> list[tuple[str, date]]:
+    """When the client secret and the refresh token run out, those that are known."""
+    return [(label, day) for label, day in (("client secret", oauth.client_secret_expires),
+                                            ("refresh token", oauth.refresh_token_expires)) if day is not None]
+
+
+def credential_expiries(oauth: OAuthSettings, today: date) -> list[Expiry]:
+    """The client secret and refresh token when they run out within WARN_DAYS (or ran out)."""
+    return [Expiry(label, day, (day - today).days) for label, day in credential_dates(oauth)
+            if (day - today).days <= WARN_DAYS]
+
+
 def expiry_warnings(oauth: OAuthSettings, today: date) -> list[str]:
     """What runs out within WARN_DAYS (or ran out) of the client secret and the refresh token."""
-    warnings = []
-    for label, expires in (("client secret", oauth.client_secret_expires),
-                           ("refresh token", oauth.refresh_token_expires)):
-        if expires is None:
-            continue
-        days = (expires - today).days
-        if days < 0:
-            warnings.append(f"{label} expired on {expires.isoformat()}")
-        elif days <= WARN_DAYS:
-            warnings.append(f"{label} expires on {expires.isoformat()}, in {days} days")
-    return warnings
+    return [str(expiry) for expiry in credential_expiries(oauth, today)]
+
+
+# Sign-in in the browser: the authorization-code flow with PKCE (RFC 7636) --------------------
+
+@dataclass(frozen=True)
+class GoogleClient:
+    """The Google Cloud OAuth client (a "Web application") the admin page signs in with."""
+
+    client_id: str
+    client_secret: Secret
+    authorize_url: str = GOOGLE_AUTHORIZE_URL
+    token_url: str = GOOGLE_TOKEN_URL
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    """A sign-in sent to the identity platform, waiting for its answer at the redirect URL."""
+
+    link_id: int
+    provider: str
+    state: str
+    redirect_uri: str
+    authorize_url: str
+    flow: dict[str, Any] = field(repr=False)  # msal's auth code flow, or Google's PKCE verifier
+    started: float = field(default_factory=time.monotonic)
+
+
+def start_code_sign_in(link: Link, provider: str, redirect_uri: str, google: GoogleClient | None,
+                       cafile: str | None = None) -> PendingSignIn:
+    """Where to send the admin's browser to sign in as the mailbox user, with a fresh state and PKCE verifier."""
+    if provider == GOOGLE:
+        if google is None or not google.client_id or not google.client_secret:
+            raise AuthenticationFailed("no Google OAuth client: set JSM_MAIL_GOOGLE_CLIENT_ID and "
+                                       "JSM_MAIL_GOOGLE_CLIENT_SECRET")
+        scopes = scopes_for(replace(link, oauth=replace(link.oauth, provider=GOOGLE)))
+        client = WebApplicationClient(google.client_id)
+        verifier = client.create_code_verifier(64)
+        state = secrets.token_urlsafe(32)
+        # access_type=offline and prompt=consent: Google returns a refresh token, also to a user who
+        # consented before (developers.google.com/identity/protocols/oauth2/web-server#offline).
+        url = client.prepare_request_uri(google.authorize_url, redirect_uri=redirect_uri, scope=list(scopes),
+                                         state=state, code_challenge=client.create_code_challenge(verifier, "S256"),
+                                         code_challenge_method="S256", access_type="offline", prompt="consent",
+                                         login_hint=link.address or link.username)
+        return PendingSignIn(link.id, GOOGLE, state, redirect_uri, url, {"code_verifier": verifier})
+    if not (link.oauth.tenant_id and link.oauth.client_id):
+        raise AuthenticationFailed(f"link {link.name} has no tenant id and client id of a Microsoft app registration")
+    microsoft = replace(link, oauth=replace(link.oauth, provider=MICROSOFT))
+    with _msal_errors(link, "start the Microsoft sign-in"):
+        app = _public_app(microsoft.oauth, cafile, shared=False)
+        # msal makes the state and the PKCE pair (S256) and asks for offline_access itself.
+        with warnings.catch_warnings():
+            # msal recommends response_mode=form_post; the answer comes back as a GET instead, a top-level
+            # navigation that carries the admin's SameSite=Lax session cookie, so the state can be bound to
+            # the session. The code in the URL is useless without the PKCE verifier, which stays here.
+            warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+            flow = app.initiate_auth_code_flow(list(scopes_for(microsoft)), redirect_uri=redirect_uri,
+                                               login_hint=link.address or link.username)
+    return PendingSignIn(link.id, MICROSOFT, flow["state"], redirect_uri, flow["auth_uri"], flow)
+
+
+def finish_code_sign_in(link: Link, pending: PendingSignIn, answer: dict[str, str], google: GoogleClient | None,
+                        cafile: str | None = None) -> OAuthSettings:
+    """Redeem the code the identity platform sent back; the link's sign-in settings with the new refresh token."""
+    if answer.get("error"):
+        raise AuthenticationFailed(f"the sign-in was not completed: {_words(answer)}")
+    if pending.provider == GOOGLE:
+        assert google is not None
+        client = WebApplicationClient(google.client_id)
+        body = client.prepare_request_body(code=answer.get("code", ""), redirect_uri=pending.redirect_uri,
+                                           client_secret=google.client_secret.reveal(),
+                                           code_verifier=pending.flow["code_verifier"])
+        result = _google_token_call(link, client, google.token_url, body, cafile, "redeem the sign-in code")
+        _access_token(link, result, "Google sign-in")
+        if not result.get("refresh_token"):
+            raise AuthenticationFailed("Google gave no refresh token; the sign-in must ask for offline access")
+        return OAuthSettings(client_id=google.client_id, client_secret=google.client_secret,
+                             authority=google.token_url, provider=GOOGLE, refresh_token=Secret(result["refresh_token"]),
+                             refresh_token_expires=None)
+    microsoft = replace(link.oauth, provider=MICROSOFT)
+    with _msal_errors(link, "redeem the Microsoft sign-in code"):
+        app = _public_app(microsoft, cafile, shared=False)
+        result = app.acquire_token_by_auth_code_flow(pending.flow, answer)
+    _access_token(link, result, "Microsoft sign-in")
+    if not result.get("refresh_token"):
+        raise AuthenticationFailed("the sign-in gave no refresh token; the app registration must allow offline_access")
+    return replace(microsoft, refresh_token=Secret(result["refresh_token"]),
+                   refresh_token_expires=_refresh_token_expiry())
+
+
+def _google_refresh(link: Link, cafile: str | None) -> dict[str, Any]:
+    """A new access token from Google's token endpoint by the refresh token (RFC 6749 section 6; Google
+    keeps the refresh token, so none comes back)."""
+    oauth = link.oauth
+    client = WebApplicationClient(oauth.client_id)
+    body = client.prepare_refresh_body(refresh_token=oauth.refresh_token.reveal(), client_id=oauth.client_id,
+                                       client_secret=oauth.client_secret.reveal())
+    return _google_token_call(link, client, oauth.authority, body, cafile, "refresh the access token")
+
+
+def _google_token_call(link: Link, client: WebApplicationClient, url: str, body: str, cafile: str | None,
+                       action: str) -> dict[str, Any]:
+    failed = f"could not {action} for {link.name}:"
+    session = http_session(cafile)
+    try:
+        response = session.post(url, data=body, timeout=TIMEOUT_S,
+                                headers={"Content-Type": "application/x-www-form-urlencoded",
+                                         "Accept": "application/json"})
+    except requests.exceptions.SSLError as exc:
+        raise RetryLater(f"{failed} the certificate of {url} is not trusted", RETRY_AFTER_CONFIG_S) from exc
+    except requests.RequestException as exc:
+        raise RetryLater(f"{failed} {url} is unreachable ({type(exc).__name__})", RETRY_AFTER_S) from exc
+    finally:
+        session.close()
+    if response.status_code >= 500:
+        raise RetryLater(f"{failed} Google answered {response.status_code}", RETRY_AFTER_S)
+    try:
+        return dict(client.parse_request_body_response(response.text))
+    except OAuth2Error as refused:
+        # 400 invalid_grant "Token has been expired or revoked.", 401 invalid_client (a wrong secret).
+        raise AuthenticationFailed(f"{failed} Google refused it: {refused.error}: "
+                                   f"{refused.description or 'no description'}") from None
+    except ValueError as exc:
+        raise RetryLater(f"{failed} Google's answer is not a token ({exc})", RETRY_AFTER_S) from None
 
 
 def _confidential_app(oauth: OAuthSettings, cafile: str | None) -> msal.ConfidentialClientApplication:

@@ -16,7 +16,8 @@ def sealed_options(link: Link, fernet: Fernet) -> dict[str, Any]:
     """The link's sign-in settings for its JSON options, with every secret encrypted."""
     oauth = link.oauth
     values: dict[str, Any] = {"tenant_id": oauth.tenant_id, "client_id": oauth.client_id,
-                              "certificate_path": oauth.certificate_path, "authority": oauth.authority}
+                              "certificate_path": oauth.certificate_path, "authority": oauth.authority,
+                              "provider": oauth.provider}
     for name in SECRET_FIELDS:
         secret: Secret = getattr(oauth, name)
         values[name] = fernet.encrypt(secret.reveal().encode("utf-8")).decode("ascii") if secret else ""

@@ -1,4 +1,5 @@
-"""GET /health: no authentication; 200 while all is well, 503 with the reasons when it is not."""
+"""GET /health: no authentication; 200 while all is well (status "degraded" when a credential runs out
+soon), 503 with the reasons when it is not."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
@@ -7,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from plugin.web import current_runtime
+from plugin.web.oauth import credential_health
 
 bp = Blueprint("health", __name__)
 
@@ -15,16 +17,21 @@ bp = Blueprint("health", __name__)
 def health() -> ResponseReturnValue:
     runtime = current_runtime()
     problems: list[str] = []
+    warnings: list[str] = []
     links = None
     try:
         with runtime.store.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        links = len(runtime.store.links())
+        linked = runtime.store.links()
+        links = len(linked)
+        problems, warnings = credential_health(linked)
     except SQLAlchemyError as exc:
         problems.append(f"database unavailable: {type(exc).__name__}")
     problems += runtime.link_health.problems(runtime.settings.link_failing_alert_s)
     scheduler = current_app.extensions.get("jsm_mail_scheduler")
-    body = {"status": "failing" if problems else "ok", "problems": problems, "demo": runtime.settings.demo,
+    # "degraded": all works now, but a credential runs out within 14 days.
+    status = "failing" if problems else "degraded" if warnings else "ok"
+    body = {"status": status, "problems": problems, "warnings": warnings, "demo": runtime.settings.demo,
             "database": "ok" if links is not None else "error", "links": links,
             "scheduler": "running" if scheduler and scheduler.running else "stopped"}
     return jsonify(body), 503 if problems else 200

@@ -15,6 +15,7 @@ import base64
 import binascii
 import email
 import email.policy
+import hashlib
 import itertools
 import json
 import re
@@ -23,8 +24,9 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
@@ -67,6 +69,27 @@ class FakeMessage:
     is_read: bool = False
     categories: list[str] = field(default_factory=list)
     folder: str = "inbox"
+    attachments: list[FakeAttachment] = field(default_factory=list)  # added to a draft after it was made
+
+
+@dataclass
+class FakeAttachment:
+    name: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+    content_id: str = ""
+
+
+@dataclass
+class UploadSession:
+    """createUploadSession's state: the bytes received so far, in order."""
+
+    message_id: str
+    attachment: FakeAttachment
+    size: int
+    authtoken: str
+    received: bytearray = field(default_factory=bytearray)
 
 
 @dataclass
@@ -108,6 +131,12 @@ class FakeGraph:
         self._pages: dict[str, Page] = {}
         self._device_codes: dict[str, str] = {}  # device code -> refresh token issued once approved
         self._device_scopes: dict[str, str] = {}  # device code -> the scopes it was asked for
+        self.redirect_uris: set[str] = set()  # the app registration's redirect URIs
+        self.authorizations: list[dict[str, str]] = []  # the query of each authorize request
+        self.deny_consent = False  # the user cancels the sign-in
+        self._auth_codes: dict[str, tuple[str, str, str]] = {}  # code -> (redirect_uri, code_challenge, scope)
+        self.upload_sessions: dict[str, UploadSession] = {}
+        self.uploads: list[str] = []  # the Content-Range of each PUT to an upload session
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._dispatch)
@@ -160,6 +189,8 @@ class FakeGraph:
                     return self._identity(request)
                 if request.path.startswith("/v1.0/"):
                     return self._graph(request)
+                if request.path.startswith("/api/v2.0/"):
+                    return self._upload(request)
                 raise Violation(f"{request.method} {request.path}: not a Graph or token endpoint path")
             except Violation as problem:
                 self.violations.append(str(problem))
@@ -179,6 +210,8 @@ class FakeGraph:
                           "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                           "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                           "issuer": f"{base}/v2.0"})
+        if request.method == "GET" and rest == "oauth2/v2.0/authorize":
+            return self._authorize(request)
         if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
             raise Violation(f"{request.method} {request.path}: token endpoints take a POSTed form")
         form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
@@ -196,7 +229,51 @@ class FakeGraph:
             return self._refresh(form)
         if grant == DEVICE_GRANT:
             return self._device_token(form)
+        if grant == "authorization_code":
+            return self._redeem_code(form)
         raise Violation(f"token request with grant_type {grant!r}")
+
+    def _authorize(self, request: Request) -> Response:
+        # learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow ("Request an authorization
+        # code"): client_id, response_type=code, a registered redirect_uri, scope, state; PKCE with S256.
+        # The fake stands for the user's sign-in and consent and redirects back at once.
+        query = dict(request.args.items())
+        self.authorizations.append(query)
+        if query.get("client_id") != self.client_id:
+            raise Violation(f"authorize with client_id {query.get('client_id')!r}")
+        if query.get("redirect_uri") not in self.redirect_uris:
+            # Entra ID shows AADSTS50011 on its own page instead of redirecting.
+            raise Violation(f"AADSTS50011: redirect URI {query.get('redirect_uri')!r} is not registered")
+        if query.get("response_type") != "code" or not query.get("state"):
+            raise Violation(f"authorize without response_type=code or state: {query}")
+        if query.get("code_challenge_method") != "S256" or len(query.get("code_challenge", "")) != 43:
+            raise Violation(f"authorize without an S256 code_challenge: {query}")
+        self._check_delegated_scopes(query.get("scope", ""))
+        back = {"state": query["state"]}
+        if self.deny_consent:
+            back |= {"error": "access_denied", "error_description": "AADSTS65004: User declined to consent to "
+                                                                     "access the app."}
+        else:
+            code = "0.AX" + secrets.token_urlsafe(24)
+            self._auth_codes[code] = (query["redirect_uri"], query["code_challenge"], query["scope"])
+            back["code"] = code
+        return Response(status=302, headers={"Location": f"{query['redirect_uri']}?{urlencode(back)}"})
+
+    def _redeem_code(self, form: dict[str, str]) -> Response:
+        # "Redeem a code for an access token": the same redirect_uri, and the code_verifier whose S256
+        # hash is the challenge (RFC 7636 section 4.6); a code is good once.
+        redirect_uri, challenge, scope = self._auth_codes.pop(form.get("code", ""), ("", "", ""))
+        if not redirect_uri:
+            return _token_error(400, "invalid_grant", "AADSTS70008: The provided authorization code or refresh "
+                                                      "token has expired due to inactivity.")
+        if form.get("redirect_uri") != redirect_uri:
+            return _token_error(400, "invalid_grant", "AADSTS50148: The redirect_uri does not match the one in "
+                                                      "the authorization request.")
+        verifier = form.get("code_verifier", "")
+        if base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode() != challenge:
+            return _token_error(400, "invalid_grant", "AADSTS501481: The Code_Verifier does not match the "
+                                                      "code_challenge supplied in the authorization request.")
+        return _json(self._user_tokens({"scope": form.get("scope") or scope}))
 
     def _client_credentials(self, form: dict[str, str]) -> Response:
         # learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow: scope is the
@@ -325,6 +402,18 @@ class FakeGraph:
             return self._patch(request, unquote(m.group(1)), query)
         if request.method == "POST" and rest == "sendMail":
             return self._send_mail(request, query)
+        if request.method == "POST" and rest == "messages":
+            return self._create_draft(request, query)
+        if request.method == "POST" and (m := re.fullmatch(r"messages/([^/]+)/attachments/createUploadSession", rest)):
+            return self._create_upload_session(request, unquote(m.group(1)), query)
+        if request.method == "POST" and (m := re.fullmatch(r"messages/([^/]+)/attachments", rest)):
+            return self._add_attachment(request, unquote(m.group(1)), query)
+        if request.method == "POST" and (m := re.fullmatch(r"messages/([^/]+)/send", rest)):
+            return self._send_draft(request, unquote(m.group(1)), query)
+        if request.method == "DELETE" and (m := re.fullmatch(r"messages/([^/]+)", rest)):
+            _only(query, set())
+            return Response(b"", 204) if self.messages.pop(unquote(m.group(1)), None) else \
+                _graph_error(404, **NOT_FOUND)
         raise Violation(f"{request.method} {request.path}: not a call the fake models")
 
     def _get_folder(self, name: str, query: dict[str, str]) -> Response:
@@ -455,6 +544,138 @@ class FakeGraph:
         number = next(self._ids)
         message_id = "AAMkAD" + base64.b64encode(f"sent-{number:04d}".encode()).decode()
         self.messages[message_id] = FakeMessage(message_id, mime, datetime.now(UTC), True, [], SENT_ITEMS)
+        return Response(b"", 202)
+
+    def _mime_body(self, request: Request, query: dict[str, str], call: str) -> bytes | Response:
+        """A MIME message sent base64 in a text/plain body, as sendMail and draft creation take it."""
+        _only(query, set())
+        if request.mimetype != "text/plain":
+            raise Violation(f"{call} with Content-Type {request.mimetype!r}")
+        body = request.get_data()
+        if len(body) > SEND_LIMIT_BYTES:
+            return _graph_error(413, "RequestEntityTooLarge", "The maximum request length supported is 4MB.")
+        try:
+            return base64.b64decode(body, validate=True)
+        except binascii.Error:
+            return _graph_error(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+
+    def _create_draft(self, request: Request, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/outlook-send-mime-message ("Create a draft message in MIME format"):
+        # POST /messages, text/plain, base64 MIME; 201 Created with the message, kept in Drafts.
+        mime = self._mime_body(request, query, "draft creation")
+        if isinstance(mime, Response):
+            return mime
+        if self.read_only:
+            return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        message_id = "AAMkAD" + base64.b64encode(f"draft-{next(self._ids):04d}".encode()).decode()
+        self.messages[message_id] = FakeMessage(message_id, mime, datetime.now(UTC), True, [], "drafts")
+        return _json(self._message_json(self.messages[message_id], ["id", "isRead", "subject"], False), 201)
+
+    def _draft(self, message_id: str) -> FakeMessage:
+        message = self.messages.get(message_id)
+        if message is None or message.folder != "drafts":
+            raise Violation(f"attachments or send on {message_id!r}, which is not a draft")
+        return message
+
+    def _add_attachment(self, request: Request, message_id: str, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/message-post-attachments: a fileAttachment, contentBytes base64; for
+        # files under 3 MB (larger ones need an upload session, learn.microsoft.com/graph/outlook-large-attachments).
+        _only(query, set())
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or body.get("@odata.type") != "#microsoft.graph.fileAttachment":
+            raise Violation(f"attachment body {str(body)[:200]}")
+        unknown = set(body) - {"@odata.type", "name", "contentType", "contentBytes", "isInline", "contentId"}
+        if unknown or not body.get("name") or not isinstance(body.get("contentBytes"), str):
+            raise Violation(f"attachment with {sorted(body)}")
+        data = base64.b64decode(body["contentBytes"], validate=True)
+        if len(data) >= 3 * 1024 * 1024:
+            raise Violation(f"a {len(data)}-byte attachment POSTed whole; from 3 MB an upload session is needed")
+        self._draft(message_id).attachments.append(FakeAttachment(
+            body["name"], body.get("contentType", "application/octet-stream"), data, bool(body.get("isInline")),
+            body.get("contentId", "")))
+        return _json({"@odata.type": "#microsoft.graph.fileAttachment", "id": secrets.token_urlsafe(8),
+                      "name": body["name"], "size": len(data)}, 201)
+
+    def _create_upload_session(self, request: Request, message_id: str, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/attachment-createuploadsession: {"AttachmentItem": {attachmentType
+        # "file", name, size (bytes), contentType, isInline, contentId}}; 201 with uploadUrl and
+        # nextExpectedRanges ["0-"].
+        _only(query, set())
+        body = request.get_json(silent=True)
+        item = body.get("AttachmentItem") if isinstance(body, dict) and set(body) == {"AttachmentItem"} else None
+        if not isinstance(item, dict) or item.get("attachmentType") != "file" or not item.get("name") \
+                or not isinstance(item.get("size"), int):
+            raise Violation(f"createUploadSession body {body}")
+        if set(item) - {"attachmentType", "name", "size", "contentType", "isInline", "contentId"}:
+            raise Violation(f"AttachmentItem with {sorted(item)}")
+        if not 0 < item["size"] <= 150 * 1024 * 1024:
+            return _graph_error(400, "ErrorAttachmentSizeLimitExceeded", "The attachment is over 150 MB.")
+        self._draft(message_id)
+        token, authtoken = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
+        self.upload_sessions[token] = UploadSession(message_id, FakeAttachment(
+            item["name"], item.get("contentType", "application/octet-stream"), b"", bool(item.get("isInline")),
+            item.get("contentId", "")), item["size"], authtoken)
+        upload_url = (f"{self.url}/api/v2.0/Users('{quote(self.address)}')/Messages('{quote(message_id, safe='')}')"
+                      f"/AttachmentSessions('{token}')?authtoken={authtoken}")
+        return _json({"@odata.context": "...", "uploadUrl": upload_url,
+                      "expirationDateTime": (datetime.now(UTC) + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "nextExpectedRanges": ["0-"]}, 201)
+
+    def _upload(self, request: Request) -> Response:
+        # learn.microsoft.com/graph/outlook-large-attachments, step 2: PUT to the pre-authenticated
+        # uploadUrl without an Authorization header, Content-Type application/octet-stream, Content-Length
+        # and Content-Range "bytes a-b/size", up to 4 MB a time, in order; 200 with the next expected range
+        # until the last piece, which answers 201 Created with the attachment in Location.
+        m = re.fullmatch(r"/api/v2\.0/Users\('[^']+'\)/Messages\('[^']+'\)/AttachmentSessions\('([^']+)'\)",
+                         request.path)
+        token = m.group(1) if m else ""
+        session = self.upload_sessions.get(token)
+        if request.method != "PUT" or session is None or request.args.get("authtoken") != session.authtoken:
+            raise Violation(f"{request.method} {request.path}: not a PUT to an upload session's URL")
+        if "Authorization" in request.headers:
+            raise Violation("PUT to an upload session with an Authorization header; the URL is pre-authenticated")
+        if request.mimetype != "application/octet-stream":
+            raise Violation(f"upload PUT with Content-Type {request.mimetype!r}")
+        data = request.get_data()
+        self.uploads.append(request.headers.get("Content-Range", ""))
+        r = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", request.headers.get("Content-Range", ""))
+        if not r or int(r.group(3)) != session.size or int(r.group(1)) != len(session.received) \
+                or int(r.group(2)) - int(r.group(1)) + 1 != len(data) \
+                or request.headers.get("Content-Length") != str(len(data)):
+            raise Violation(f"Content-Range {request.headers.get('Content-Range')!r} for {len(data)} bytes, "
+                            f"{len(session.received)} of {session.size} received")
+        if len(data) > SEND_LIMIT_BYTES:
+            raise Violation(f"a {len(data)}-byte piece; at most 4 MB a PUT")
+        session.received += data
+        if len(session.received) < session.size:
+            return _json({"expirationDateTime": "2026-11-01T06:00:00Z",
+                          "nextExpectedRanges": [f"{len(session.received)}-"]})
+        del self.upload_sessions[token]
+        self.messages[session.message_id].attachments.append(
+            replace(session.attachment, data=bytes(session.received)))
+        return Response(b"", 201, headers={"Location": f"{self.url}/api/v2.0/Users('{quote(self.address)}')"
+                                                       f"/Messages('x')/Attachments('{secrets.token_urlsafe(8)}')"})
+
+    def _send_draft(self, request: Request, message_id: str, query: dict[str, str]) -> Response:
+        # learn.microsoft.com/graph/api/message-send: no request body; 202 Accepted; the mail goes to
+        # its recipients and is kept in Sent Items with its attachments.
+        _only(query, set())
+        if request.get_data():
+            raise Violation("POST .../send with a body")
+        draft = self._draft(message_id)
+        if any(s.message_id == message_id for s in self.upload_sessions.values()):
+            raise Violation("draft sent before its upload sessions were complete")
+        if not self.may_send:
+            return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        mail = email.message_from_bytes(draft.mime, policy=email.policy.default)
+        assert isinstance(mail, EmailMessage)
+        for attachment in draft.attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            mail.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
+                                filename=attachment.name, disposition="inline" if attachment.inline else "attachment",
+                                cid=f"<{attachment.content_id}>" if attachment.content_id else None)
+        draft.mime, draft.folder, draft.attachments = mail.as_bytes(policy=email.policy.SMTP), SENT_ITEMS, []
+        draft.received = datetime.now(UTC)
         return Response(b"", 202)
 
     def _message_json(self, message: FakeMessage, select: list[str], expand: bool) -> dict[str, Any]:

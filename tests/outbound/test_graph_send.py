@@ -78,22 +78,26 @@ def test_an_app_without_mail_send_keeps_the_mail_queued_and_says_which_permissio
     assert Outbox(service.store).entries()[0].state == "queued"
 
 
-def test_a_mail_graph_refuses_for_good_is_send_failed_with_a_note(service, m365, fake_jira):
-    """sendMail takes at most 4 MB; a bigger mail is refused for good, and agents are told."""
+def test_an_answer_over_4_mb_is_sent_as_a_draft_with_an_upload_session(service, m365, fake_jira):
+    """sendMail takes at most 4 MB: a bigger answer goes as a MIME draft, its file by upload session, then send."""
     service.relink(max_attachment_bytes=6 * 1024 * 1024)
     m365.add(mail_file("request_plain.eml"))
     service.poll()
     [request] = fake_jira.requests
+    dump = bytes(range(256)) * (5 * 1024 * 4)  # 5 MB
     fake_jira.add_agent_comment(request.key, "The log you asked for.",
-                                files=(("dump.bin", b"\0" * (5 * 1024 * 1024), "application/octet-stream"),))
+                                files=(("dump.bin", dump, "application/octet-stream"),))
 
     service.poll()
+    service.poll()
 
-    assert m365.sent == []
-    [entry] = Outbox(service.store).entries()
-    assert entry.state == "failed" and "413 RequestEntityTooLarge" in (entry.last_error or "")
-    [note] = [c for c in request.comments if not c.public]
-    assert "could not be mailed" in note.body and "413 RequestEntityTooLarge" in note.body
+    [sent] = m365.sent
+    mail = email.message_from_bytes(sent, policy=email.policy.default)
+    assert mail["In-Reply-To"] == "<vpn-drops-1@example.org>"
+    assert [(a.get_filename(), a.get_content()) for a in mail.iter_attachments()] == [("dump.bin", dump)]
+    assert ("POST", f"/v1.0/users/{m365.address}/sendMail") not in m365.requests
+    assert [e.state for e in Outbox(service.store).entries()] == ["sent"]
+    assert len(m365.uploads) == 2  # 5 MB in pieces of at most 4 MB
 
 
 def test_an_interrupted_send_found_in_sent_items_is_not_sent_again(service, m365, fake_jira):
