@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, Flask, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import Babel, gettext
+from flask_babel import Babel, force_locale, gettext
 
 from plugin.web import current_runtime
 from plugin.web.auth import require_admin
@@ -71,12 +71,20 @@ def kind_label(code: str) -> str:
     return labels.get(code, code)
 
 
+def access_label(code: str) -> str:
+    """Who may raise requests by mail on a link, in the admin's language."""
+    labels: dict[str, str] = {"open": gettext("Anyone (new senders become customers)"),
+                              "customers-only": gettext("Customers only")}
+    return labels.get(code, code)
+
+
 def init_i18n(app: Flask) -> None:
     Babel(app, locale_selector=pick_language, timezone_selector=pick_timezone,
           default_translation_directories="web/translations")
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=pick_language, current_timezone=pick_timezone,
                                  timezone_chosen=lambda: chosen_timezone() is not None)
     app.jinja_env.filters.update(outcome_label=outcome_label, reason_label=reason_label, kind_label=kind_label,
+                                 access_label=access_label,
                                  lozenge=lambda code: LOZENGES.get(code, "default"))
 
 
@@ -103,7 +111,8 @@ def set_prefs() -> ResponseReturnValue:
         else:
             return gettext("Unknown time zone: %(tz)s", tz=tz), 400
     if chosen and not detected:
-        flash(gettext("Preferences saved."))
+        with force_locale(chosen.get(LANG_COOKIE) or pick_language()):  # said in the language just chosen
+            flash(gettext("Preferences saved."))
     target = request.form.get("next", "")
     # Only paths on this site: an open redirect would let another site borrow our login.
     answer = redirect(target if target.startswith("/") and not target.startswith("//") else url_for("admin.index"))
