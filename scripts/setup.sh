@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with jsm-mail installed; with --test also the test tools and the Debian
-# packages the tests start as real servers (Dovecot IMAP/POP3, openssl for its certificate, PostgreSQL).
+# packages the tests start as real servers (Dovecot IMAP/POP3, openssl for its certificate, PostgreSQL)
+# and the browser the admin-page tests drive (Chromium and chromedriver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,6 +14,12 @@ if [ "${1:-}" = "--test" ]; then
   dpkg -s dovecot-pop3d >/dev/null 2>&1 || need+=(dovecot-pop3d)
   # Debian keeps initdb and pg_ctl out of PATH, in /usr/lib/postgresql/<version>/bin.
   command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+  # The admin pages' browser tests drive Debian's Chromium through its chromedriver; a Japanese
+  # font keeps the screenshots of the Japanese pages legible.
+  for cmd in chromium:chromium chromedriver:chromium-driver; do
+    command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
+  done
+  dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
     $SUDO apt-get update -qq

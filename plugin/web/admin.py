@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from plugin.link_check import check_link
 from plugin.log_query import LogQuery, page
@@ -47,9 +48,10 @@ def release_sender() -> ResponseReturnValue:
     link = runtime.store.link(request.form.get("link", ""))
     sender = request.form.get("sender", "")
     if link and runtime.store.release(link.id, sender):
-        flash(f"{sender} released on {link.name}; their next mails are handled at the next poll")
+        flash(gettext("%(sender)s released on %(link)s; their next mails are handled at the next poll",
+                      sender=sender, link=link.name))
     else:
-        flash(f"{sender} was not quarantined")
+        flash(gettext("%(sender)s was not quarantined", sender=sender))
     return redirect(url_for("admin.index"))
 
 
@@ -67,17 +69,17 @@ def replay_upload() -> ResponseReturnValue:
     link = runtime.store.link(request.form.get("link", ""))
     upload = request.files.get("eml")
     if link is None:
-        abort(400, description="Pick a linked mailbox to try the mail on.")
+        abort(400, description=gettext("Pick a linked mailbox to try the mail on."))
     if upload is None or not upload.filename:
-        abort(400, description="Choose a mail file (.eml) to try.")
+        abort(400, description=gettext("Choose a mail file (.eml) to try."))
     raw = upload.read()
     if not raw:
-        abort(400, description=f"{upload_name(upload.filename)} is empty.")
+        abort(400, description=gettext("%(name)s is empty.", name=upload_name(upload.filename)))
     with tempfile.TemporaryDirectory() as folder:
         # The file is stored under a name of our own: the browser's name never becomes a path.
         path = Path(folder) / f"{hashlib.sha256(raw).hexdigest()[:16]}.eml"
         path.write_bytes(raw)
         message = replay_file(path, link, runtime, apply=request.form.get("apply") == "1",
                               shown_as=upload_name(upload.filename))
-    flash(("Dry run, nothing is sent to Jira. " if runtime.settings.demo else "") + message)
+    flash((gettext("Dry run, nothing is sent to Jira.") + " " if runtime.settings.demo else "") + message)
     return redirect(url_for("admin.index"))

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash
 from wtforms import PasswordField, StringField
@@ -80,18 +81,20 @@ def login() -> ResponseReturnValue:
         user = form.user.data or ""
         wait_s = guard().locked_for_s(user)
         if wait_s:
-            message, status = f"Too many wrong passwords: try again in {int(wait_s // 60) + 1} minutes.", 429
+            message, status = gettext("Too many wrong passwords: try again in %(minutes)s minutes.",
+                                      minutes=int(wait_s // 60) + 1), 429
         elif guard().check(current_runtime().settings.admin_user, user, form.password.data or ""):
             session.clear()
             session["admin"] = user
             session.permanent = True
             return redirect(_safe_next(request.args.get("next")))
         else:
-            message, status = "Wrong user or password.", 401
+            message, status = gettext("Wrong user or password."), 401
             if guard().locked_for_s(user):
-                message, status = f"Too many wrong passwords: the login is locked for {LOCK_S // 60} minutes.", 429
+                message, status = gettext("Too many wrong passwords: the login is locked for %(minutes)s minutes.",
+                                          minutes=LOCK_S // 60), 429
     elif request.method == "POST":
-        message, status = "Enter the user and the password.", 400
+        message, status = gettext("Enter the user and the password."), 400
     return render_template("login.html", form=form, message=message), status
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, render_template, request, send_file, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from plugin.inspect import inspect_file
 from plugin.log_csv import csv_chunks
@@ -29,20 +30,26 @@ class BadQuery(ValueError):
 def _query(args: Any) -> LogQuery:
     outcome = args.get("outcome") or None
     if outcome and outcome not in OUTCOMES:
-        raise BadQuery(f"unknown outcome {outcome!r}: use one of {', '.join(OUTCOMES)}")
-    try:
-        since = parse_when(args["since"]) if args.get("since") else None
-        until = parse_when(args["until"]) if args.get("until") else None
-    except ValueError as exc:
-        raise BadQuery(str(exc)) from None
+        raise BadQuery(gettext("unknown outcome %(outcome)r: use one of %(outcomes)s", outcome=outcome,
+                               outcomes=", ".join(OUTCOMES)))
+    since, until = _when(args.get("since")), _when(args.get("until"))
     return LogQuery(link=args.get("link") or None, outcome=outcome, text=args.get("q") or None,
                     since=since, until=until)
+
+
+def _when(value: str | None) -> datetime | None:
+    try:
+        return parse_when(value) if value else None
+    except ValueError:
+        raise BadQuery(gettext("cannot read %(value)r as a time: use today, yesterday, a date such as 2026-01-31 "
+                               "(or 2026-01-31T09:00), or an age such as 7d, 12h, 30m", value=value)) from None
 
 
 def _page_number(args: Any) -> int:
     value = args.get("page", "1")
     if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise BadQuery(f"page must be a whole number from 1 to {MAX_PAGE}, not {value!r}")
+        raise BadQuery(gettext("page must be a whole number from 1 to %(max)s, not %(value)r",
+                               max=MAX_PAGE, value=value))
     return int(value)
 
 
@@ -56,7 +63,8 @@ def processing_log() -> ResponseReturnValue:
     try:
         query, number = _query(request.args), _page_number(request.args)
     except BadQuery as problem:
-        return render_template("logs.html", rows=[], problem=str(problem), empty="Nothing shown.", **shown), 400
+        return render_template("logs.html", rows=[], problem=str(problem), empty=gettext("Nothing shown."),
+                               **shown), 400
     if request.args.get("format") == "csv":
         return _csv(query)
     total = count(runtime.store, query)
@@ -67,7 +75,7 @@ def processing_log() -> ResponseReturnValue:
         "logs.html", rows=rows, total=total, first=first, last=first + len(rows) - 1,
         previous_url=_page_url(filters, number - 1) if number > 1 else None,
         next_url=_page_url(filters, number + 1) if first + len(rows) <= total else None,
-        empty="No mail matches." if filters else "No mail handled yet.", **shown)
+        empty=gettext("No mail matches.") if filters else gettext("No mail handled yet."), **shown)
 
 
 def _page_url(filters: dict[str, str], number: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from plugin.domain import AuthMethod, Link, MailProtocol
 from plugin.errors import RetryLater
@@ -140,12 +141,13 @@ def start(name: str) -> ResponseReturnValue:
         abort(404)
     provider = request.form.get("provider", "")
     if provider not in PROVIDERS:
-        abort(400, description=f"Sign in with {' or '.join(PROVIDERS.values())}.")
+        abort(400, description=gettext("Sign in with %(providers)s.", providers=" / ".join(PROVIDERS.values())))
     try:
         pending = start_code_sign_in(link, provider, redirect_uri(runtime.settings), google_client(runtime.settings),
                                      cafile=runtime.settings.ca_file)
     except RetryLater as refused:
-        abort(400, description=f"Cannot sign in {link.name} with {PROVIDERS[provider]}: {refused.detail}")
+        abort(400, description=gettext("Cannot sign in %(link)s with %(provider)s: %(reason)s", link=link.name,
+                                        provider=PROVIDERS[provider], reason=refused.detail))
     _pending().add(pending)
     session[SESSION_KEY] = pending.state
     log.info("oauth sign-in started link=%s provider=%s", link.name, provider)
@@ -162,11 +164,11 @@ def callback() -> ResponseReturnValue:
     # RFC 6749 section 10.12: the state must be the one this browser's session sent; anything else
     # may be another's code planted in this session (login CSRF).
     if not state or not expected or not secrets.compare_digest(state, expected):
-        abort(400, description="This sign-in answer does not belong to a sign-in started in this session; "
-                               "start it again from the admin page.")
+        abort(400, description=gettext("This sign-in answer does not belong to a sign-in started in this session; "
+                                       "start it again from the admin page."))
     pending = _pending().take(state)
     if pending is None:
-        abort(400, description="This sign-in took too long or was answered already; start it again.")
+        abort(400, description=gettext("This sign-in took too long or was answered already; start it again."))
     link = runtime.store.link(pending.link_id)
     if link is None:
         abort(404)
@@ -180,14 +182,16 @@ def callback() -> ResponseReturnValue:
     except RetryLater as refused:
         restore_auth(link, before)  # the link still signs in the old way: its state is not the attempt's
         log.info("oauth sign-in failed link=%s provider=%s: %s", link.name, pending.provider, refused.detail)
-        flash(f"Sign-in of {link.name} with {provider} failed, the link keeps its old sign-in: {refused.detail}")
+        flash(gettext("Sign-in of %(link)s with %(provider)s failed, the link keeps its old sign-in: %(reason)s",
+                      link=link.name, provider=provider, reason=refused.detail))
         return redirect(url_for("admin.index"))
     # The link is read again so settings an admin changed meanwhile are not overwritten.
     current = runtime.store.link(link.id) or link
     runtime.store.update_link(replace(current, auth=AuthMethod.OAUTH2_DELEGATED, oauth=oauth))
-    expires = f"; the refresh token lasts until {oauth.refresh_token_expires}" if oauth.refresh_token_expires else ""
-    flash(f"{link.name} signed in with {provider} as {link.username} (login, folder and a label write probed)"
-          f"{expires}")
+    flash(gettext("%(link)s signed in with %(provider)s as %(user)s (login, folder and a label write probed).",
+                  link=link.name, provider=provider, user=link.username))
+    if oauth.refresh_token_expires:
+        flash(gettext("The refresh token lasts until %(day)s.", day=oauth.refresh_token_expires))
     log.info("oauth sign-in stored link=%s provider=%s", link.name, pending.provider)
     return redirect(url_for("admin.index"))
 

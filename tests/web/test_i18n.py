@@ -62,3 +62,30 @@ def test_the_catalog_holds_every_text_the_pages_show(tmp_path):
     with (TRANSLATIONS / "ja/LC_MESSAGES/messages.po").open("rb") as po_file:
         held = {message.id for message in read_po(po_file) if message.id}
     assert wanted - held == set()
+
+
+def test_the_browser_zone_is_applied_quietly_once_and_an_unknown_one_settles_on_the_service_zone(admin):
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert 'value="UTC" data-detect' in page  # prefs.js may fill in the browser's zone
+
+    unknown = admin.post("/admin/prefs", data={"csrf_token": form_token(admin), "tz": "Etc/Nowhere", "detected": "1"})
+    page = admin.get("/admin/").get_data(as_text=True)
+
+    assert unknown.status_code == 302
+    assert 'value="UTC" size' in page and "data-detect" not in page  # asked once, never again
+    assert "Preferences saved." not in page
+
+
+def test_outcomes_and_reasons_are_labelled_in_the_language_with_their_codes_kept(admin, service):
+    from plugin.domain import Outcome, OutcomeState
+    from plugin.errors import RejectReason
+    service.record(Outcome(OutcomeState.REJECTED, reason=RejectReason.TOO_LARGE, detail="60 MB"),
+                   message_id="<big@example.org>", sender="big@example.org", subject="big")
+
+    english = admin.get("/admin/logs").get_data(as_text=True)
+    japanese = admin.get("/admin/logs", headers={"Accept-Language": "ja"}).get_data(as_text=True)
+
+    assert ">Rejected</span>" in english and ">Too large</span>" in english
+    assert ">拒否</span>" in japanese and ">サイズ超過</span>" in japanese
+    assert all('<code class="raw-code">rejected</code>' in page and '<code class="raw-code">too-large</code>' in page
+               for page in (english, japanese))
