@@ -170,11 +170,6 @@ class LinkForm(Form):
         if not field.data:
             raise ValidationError(_("Pick the request type of new requests."))
 
-    def validate_smtp_host(self, field: Any) -> None:
-        if self.send_replies.data and not field.data and self.protocol.data in (MailProtocol.IMAP.value,
-                                                                                 MailProtocol.POP3.value):
-            raise ValidationError(_("Give the SMTP server that sends agents' answers, or turn sending off."))
-
     def errors_as_lines(self) -> list[str]:
         """Each problem as `field: reason`, for the command line."""
         return [f"{name.replace('_', '-')}: {message}" for name, messages in self.errors.items()

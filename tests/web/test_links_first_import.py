@@ -1,0 +1,41 @@
+"""The first-import choice in a real poll of Dovecot: only new mail, unread of the last N days, or all unread."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from plugin.domain import FirstImport
+
+
+def mail(subject: str) -> bytes:
+    return (f"From: customer@example.com\r\nTo: support@example.test\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject.replace(' ', '-')}@example.com>\r\n"
+            "Date: Mon, 30 Nov 2026 09:00:00 +0000\r\n\r\nPlease help.\r\n").encode()
+
+
+@pytest.mark.parametrize(("choice", "days", "created"), [
+    (FirstImport.NEW, 7, ["arrived after linking"]),
+    (FirstImport.RECENT, 3, ["two days old", "arrived after linking"]),
+    (FirstImport.ALL, 7, ["ten days old", "two days old", "arrived after linking"]),
+])
+def test_the_first_poll_takes_only_the_mail_the_admin_chose(service, mail_account, fake_jira, choice, days, created):
+    linked_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    service.relink(first_import=choice, first_import_days=days, linked_at=linked_at)
+    with mail_account.client(readonly=False) as client:  # APPEND sets INTERNALDATE as delivery would (RFC 3501 6.3.11)
+        client.append("INBOX", mail("ten days old"), msg_time=linked_at - timedelta(days=10))
+        client.append("INBOX", mail("two days old"), msg_time=linked_at - timedelta(days=2))
+        client.append("INBOX", mail("arrived after linking"), msg_time=linked_at + timedelta(minutes=1))
+
+    report = service.poll()
+
+    assert [request.summary for request in fake_jira.requests] == created
+    assert report.outcomes == {"created": len(created)}
+    untouched = [uid for uid, flags, _ in mail_account.messages() if "\\Seen" not in flags]
+    assert len(untouched) == 3 - len(created)  # older mail stays unread and unlabelled for a person to see
+
+
+def test_a_link_stored_before_the_choice_existed_takes_all_unread_mail(store, mail_account):
+    link = store.add_link(mail_account.link())
+    assert link.first_import is FirstImport.ALL and link.import_since is None
+    assert store.link(link.id).linked_at == link.linked_at
