@@ -1,4 +1,4 @@
-"""`jsm-mail links add --preset`, `links edit`, `links disable` and `links enable`: the admin pages' checks, from a shell."""
+"""`jsm-mail links add --preset`, `links edit`, `links disable` and `enable`: the admin pages' checks, from a shell."""
 from __future__ import annotations
 
 import json

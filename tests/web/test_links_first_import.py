@@ -1,11 +1,13 @@
-"""The first-import choice in a real poll of Dovecot: only new mail, unread of the last N days, or all unread."""
+"""The first-import choice in a real poll of Dovecot (IMAP and POP3): only new mail, unread of the last N days, or
+all unread."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
-from plugin.domain import FirstImport
+from plugin.domain import FirstImport, MailProtocol
 
 
 def mail(subject: str) -> bytes:
@@ -39,3 +41,24 @@ def test_a_link_stored_before_the_choice_existed_takes_all_unread_mail(store, ma
     link = store.add_link(mail_account.link())
     assert link.first_import is FirstImport.ALL and link.import_since is None
     assert store.link(link.id).linked_at == link.linked_at
+
+
+@pytest.mark.parametrize(("choice", "created"), [
+    (FirstImport.NEW, ["arrived after linking"]),
+    (FirstImport.RECENT, ["two days old", "arrived after linking"]),
+    (FirstImport.ALL, ["ten days old", "two days old", "arrived after linking"]),
+])
+def test_pop3_tells_the_arrival_by_the_received_header(service, mail_account, fake_jira, choice, created):
+    linked_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    service.relink(protocol=MailProtocol.POP3, port=mail_account.pop3_port, first_import=choice,
+                   first_import_days=3, linked_at=linked_at)
+    for subject, age in (("ten days old", timedelta(days=10)), ("two days old", timedelta(days=2)),
+                         ("arrived after linking", -timedelta(minutes=1))):
+        stamp = format_datetime(linked_at - age)
+        mail_account.append(f"Received: from mx.example.com by mail.example.test; {stamp}\r\n".encode()
+                            + mail(subject))
+
+    assert service.poll().outcomes == {"created": len(created)}
+    assert [request.summary for request in fake_jira.requests] == created
+    assert len(mail_account.messages()) == 3 - len(created)  # older mail stays on the server
+    assert service.poll().outcomes == {}  # and is looked at once
