@@ -1,5 +1,5 @@
-"""The first-import choice in a real poll of Dovecot (IMAP and POP3): only new mail, unread of the last N days, or
-all unread."""
+"""The first-import choice in a real poll (Dovecot over IMAP and POP3, the Exchange fakes over EWS and Graph): only
+new mail, unread of the last N days, or all unread."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -7,7 +7,10 @@ from email.utils import format_datetime
 
 import pytest
 
-from plugin.domain import FirstImport, MailProtocol
+from plugin.domain import FirstImport, MailProtocol, Secret
+from plugin.jira.rest import RestJira
+from plugin.poll import poll_mailbox
+from tests.mailboxes.test_graph import graph_link
 
 
 def mail(subject: str) -> bytes:
@@ -62,3 +65,30 @@ def test_pop3_tells_the_arrival_by_the_received_header(service, mail_account, fa
     assert [request.summary for request in fake_jira.requests] == created
     assert len(mail_account.messages()) == 3 - len(created)  # older mail stays on the server
     assert service.poll().outcomes == {}  # and is looked at once
+
+
+def test_exchange_over_ews_leaves_mail_received_before_linking(service, fake_ews, fake_jira):
+    first = fake_ews.deliver(mail("received before linking"))
+    service.relink(protocol=MailProtocol.EWS, host=fake_ews.url, port=443, username=fake_ews.username,
+                   password=Secret(fake_ews.password), first_import=FirstImport.NEW,
+                   linked_at=fake_ews.message(first).received + timedelta(seconds=30))
+    fake_ews.deliver(mail("arrived after linking"))
+
+    assert service.poll().outcomes == {"created": 1}
+    assert [request.summary for request in fake_jira.requests] == ["arrived after linking"]
+    assert fake_ews.message(first).is_read is False
+
+
+def test_microsoft_graph_leaves_mail_received_before_linking(settings, store, fake_graph, fake_jira):
+    linked_at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    old = fake_graph.add(mail("received before linking"), received=linked_at - timedelta(days=2))
+    fake_graph.add(mail("arrived after linking"), received=linked_at + timedelta(minutes=1))
+    link = store.add_link(graph_link(fake_graph, id=0, first_import=FirstImport.RECENT, first_import_days=1,
+                                     linked_at=linked_at))
+    jira = RestJira(settings.jira_url, settings.jira_email, settings.jira_api_token, settings.jira_timeout_s)
+
+    report = poll_mailbox(link, settings.with_(ca_file=fake_graph.cafile), store, jira)
+
+    assert report.outcomes == {"created": 1}
+    assert [request.summary for request in fake_jira.requests] == ["arrived after linking"]
+    assert fake_graph.messages[old].is_read is False
