@@ -409,6 +409,25 @@ def cmd_links_enable(args: argparse.Namespace, runtime: Runtime) -> int:
     return 0
 
 
+def cmd_links_test_mail(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Send the link's test mail to its own address, as the admin pages' button does."""
+    from plugin.link_test_mail import send_test_mail
+    from plugin.outbound.send import MailRefused, can_send
+    from plugin.store.outbox import Outbox
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    if not (link.address and can_send(link)):
+        return fail(f"link {link.name} sends no mail to its own address: give it --address and an SMTP server")
+    try:
+        message_id, _ = send_test_mail(link, runtime.settings, Outbox(runtime.store).smtp_password(link.id))
+    except (RetryLater, MailRefused) as failed:
+        return fail(f"the test mail could not be sent: {failed.detail}")
+    print(f"test mail sent to {link.address} (Message-ID {message_id}); after the next poll "
+          f"`jsm-mail logs --link {link.name} --search {message_id}` shows \"test mail received\"")
+    return 0
+
+
 def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
     if not runtime.store.delete_link(args.name):
         return fail(f"no link named {args.name!r}")
@@ -652,6 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("remove")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_remove)
+    p = links.add_parser("test-mail", help="send a test mail through the link to its own mailbox; the poll records "
+                         "it as \"test mail received\", never as a request")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_links_test_mail)
     p = links.add_parser("test", help="connect to the mailbox and check the request type in Jira")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_test)

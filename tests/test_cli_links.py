@@ -87,3 +87,13 @@ def test_a_disabled_link_is_not_polled_until_enabled(env, service, mail_account,
     assert jsm_mail(env, "links", "enable", "test").returncode == 0
     assert "1 created" in jsm_mail(env, "poll", "--once").stdout
     assert jsm_mail(env, "links", "disable", "nope").returncode == 2
+
+
+def test_test_mail_from_the_shell_comes_back_as_test_mail_received(env, sending, smtp_sink, mail_account, fake_jira):
+    sent = jsm_mail(env, "links", "test-mail", "test")
+    assert sent.returncode == 0, sent.stderr
+    [mail] = smtp_sink.messages
+    mail_account.append(mail.data)
+    assert "1 ignored" in jsm_mail(env, "poll", "--once").stdout
+    [row] = [json.loads(line) for line in jsm_mail(env, "logs", "--json").stdout.splitlines()]
+    assert row["detail"].startswith("test mail received") and fake_jira.requests == []
