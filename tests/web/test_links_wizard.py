@@ -110,3 +110,11 @@ def test_the_oauth_presets_leave_room_for_the_sign_in_buttons(admin):
 def test_the_pages_need_an_admin(client):
     for path in ("/admin/links/new", "/admin/links/new/imap", "/admin/links/test", "/admin/links/test/edit"):
         assert client.get(path).status_code in (302, 401)
+
+
+def test_the_wizard_speaks_japanese_with_the_same_plain_reasons(admin, mail_account):
+    port = closed_port()
+    page = admin.post("/admin/links/new/imap", headers={"Accept-Language": "ja"},
+                      data=wizard_form(admin, mail_account, port=str(port), action="test")).get_data(as_text=True)
+    assert f"サーバー 127.0.0.1 がポート {port} への接続を拒否しました。ポートを確認してください。" in page
+    assert "メールボックスにすでにあるメール" in page and "リンク後に届いたメールのみ" in page
