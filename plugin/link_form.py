@@ -101,6 +101,9 @@ def _choices(enum: Iterable[Any]) -> list[tuple[str, str]]:
     return [(member.value, member.value) for member in enum]
 
 
+FIRST_IMPORT_CHOICES = {FirstImport.NEW.value: _("Only mail arriving after linking"),
+                        FirstImport.RECENT.value: _("Unread mail of the last days, and everything after linking"),
+                        FirstImport.ALL.value: _("All unread mail, however old")}
 PORT = [Optional(), NumberRange(1, 65535, message=_("A port is a number from 1 to 65535."))]
 
 
@@ -109,7 +112,7 @@ class LinkForm(Form):
 
     name = StringField(_("Name of the link"), [InputRequired(_("Give the link a name.")), _check(checked_link_name)])
     preset = HiddenField()
-    protocol = SelectField(_("Protocol"), choices=_choices(p for p in MailProtocol if p is not MailProtocol.MAILDIR))
+    protocol = SelectField(_("Protocol"), choices=_choices(MailProtocol))
     host = StringField(_("Server"))
     port = IntegerField(_("Port"), PORT)
     security = SelectField(_("Security"), choices=_choices(Security))
@@ -126,10 +129,8 @@ class LinkForm(Form):
         (Access.OPEN.value, _("Anyone who mails the address; new senders become customers")),
         (Access.CUSTOMERS_ONLY.value, _("Only people who are already customers of the service desk"))],
         default=Access.OPEN.value)
-    first_import = RadioField(_("Mail already in the mailbox"), choices=[
-        (FirstImport.NEW.value, _("Only mail arriving after linking")),
-        (FirstImport.RECENT.value, _("Unread mail of the last days, and everything after linking")),
-        (FirstImport.ALL.value, _("All unread mail, however old"))], default=FirstImport.NEW.value)
+    first_import = RadioField(_("Mail already in the mailbox"), choices=list(FIRST_IMPORT_CHOICES.items()),
+                              default=FirstImport.NEW.value)
     first_import_days = IntegerField(_("Days"), [Optional(), NumberRange(1, 3650, message=_("From 1 to 3650 days."))],
                                      default=7)
     processed_label = StringField(_("Label of handled mail"), [InputRequired(), _check(check_label)])

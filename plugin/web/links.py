@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from plugin.domain import AuthMethod, Link, Secret
 from plugin.errors import MailRejected, RetryLater
 from plugin.link_form import (
+    FIRST_IMPORT_CHOICES,
     Choice,
     LinkForm,
     connection_changed,
@@ -140,7 +141,8 @@ def show(name: str) -> ResponseReturnValue:
     runtime = current_runtime()
     link = _link_or_404(name)
     failing = runtime.link_health.failing_since.get(link.name)
-    return render_template("links_detail.html", link=link, failing=failing, can_send=can_send(link))
+    return render_template("links_detail.html", link=link, failing=failing, can_send=can_send(link),
+                           first_import_choices=FIRST_IMPORT_CHOICES)
 
 
 @bp.post("/<name>/disable")
