@@ -210,6 +210,8 @@ class Store:
             options["first_import"] = FirstImport(options["first_import"])
         if options.get("linked_at"):
             options["linked_at"] = aware(datetime.fromisoformat(options["linked_at"]))
+        elif row.created_at:  # a link stored before linked_at was kept: it was linked when created
+            options["linked_at"] = aware(row.created_at).replace(microsecond=0)
         return Link(id=row.id, name=row.name, protocol=MailProtocol(row.protocol), host=row.host, port=row.port,
                     security=Security(row.security), username=row.username,
                     password=Secret(self._fernet.decrypt(row.password_encrypted).decode("utf-8")),

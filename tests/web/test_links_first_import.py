@@ -2,6 +2,7 @@
 new mail, unread of the last N days, or all unread."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -10,6 +11,7 @@ import pytest
 from plugin.domain import FirstImport, MailProtocol, Secret
 from plugin.jira.rest import RestJira
 from plugin.poll import poll_mailbox
+from plugin.store.models import LinkRow
 from tests.mailboxes.test_graph import graph_link
 
 
@@ -40,7 +42,7 @@ def test_the_first_poll_takes_only_the_mail_the_admin_chose(service, mail_accoun
     assert len(untouched) == 3 - len(created)  # older mail stays unread and unlabelled for a person to see
 
 
-def test_a_link_stored_before_the_choice_existed_takes_all_unread_mail(store, mail_account):
+def test_a_link_added_without_a_choice_takes_all_unread_mail(store, mail_account):
     link = store.add_link(mail_account.link())
     assert link.first_import is FirstImport.ALL and link.import_since is None
     assert store.link(link.id).linked_at == link.linked_at
@@ -92,3 +94,14 @@ def test_microsoft_graph_leaves_mail_received_before_linking(settings, store, fa
     assert report.outcomes == {"created": 1}
     assert [request.summary for request in fake_jira.requests] == ["arrived after linking"]
     assert fake_graph.messages[old].is_read is False
+
+
+def test_an_older_link_switched_to_new_mail_only_counts_from_its_creation(store, mail_account):
+    link = store.add_link(mail_account.link())
+    with store.session() as s, s.begin():  # as a link stored before the first-import choice existed
+        row = s.get(LinkRow, link.id)
+        row.options = {k: v for k, v in row.options.items() if k not in ("linked_at", "first_import")}
+    older = store.link(link.id)
+    assert older.first_import is FirstImport.ALL and older.linked_at is not None
+    store.update_link(replace(older, first_import=FirstImport.NEW))
+    assert store.link(link.id).import_since == older.linked_at
