@@ -1,15 +1,17 @@
-"""The first-import choice in a real poll (Dovecot over IMAP and POP3, the Exchange fakes over EWS and Graph): only
-new mail, unread of the last N days, or all unread."""
+"""The first-import choice in a real poll (Dovecot over IMAP and POP3, the Exchange fakes over EWS and Graph, a
+local Maildir): only new mail, unread of the last N days, or all unread."""
 from __future__ import annotations
 
+import mailbox
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
-from plugin.domain import FirstImport, MailProtocol, Secret
+from plugin.domain import FirstImport, Link, MailProtocol, Secret, Security
 from plugin.jira.rest import RestJira
+from plugin.mailboxes import open_mailbox
 from plugin.poll import poll_mailbox
 from plugin.store.models import LinkRow
 from tests.mailboxes.test_graph import graph_link
@@ -105,3 +107,19 @@ def test_an_older_link_switched_to_new_mail_only_counts_from_its_creation(store,
     assert older.first_import is FirstImport.ALL and older.linked_at is not None
     store.update_link(replace(older, first_import=FirstImport.NEW))
     assert store.link(link.id).import_since == older.linked_at
+
+
+def test_a_local_maildir_leaves_mail_delivered_before_linking(store, tmp_path):
+    folder = mailbox.Maildir(tmp_path / "demo", create=True)
+    old = mailbox.MaildirMessage(mail("delivered before linking"))
+    linked_at = datetime.now(UTC).replace(microsecond=0)
+    old.set_date((linked_at - timedelta(days=1)).timestamp())
+    folder.add(old)
+    folder.add(mail("delivered after linking"))
+    link = store.add_link(Link(id=0, name="demo", protocol=MailProtocol.MAILDIR, host=str(tmp_path / "demo"), port=0,
+                               security=Security.NONE, username="demo", password=Secret(""), folder="INBOX",
+                               service_desk_id="1", request_type_id="10", first_import=FirstImport.NEW,
+                               linked_at=linked_at))
+    with open_mailbox(link) as box:
+        [ref] = box.unhandled()
+        assert b"delivered after linking" in box.fetch(ref).data
