@@ -16,6 +16,7 @@ from pathlib import Path
 from plugin.domain import (
     Access,
     AuthMethod,
+    FirstImport,
     Link,
     MailProtocol,
     OAuthSettings,
@@ -26,23 +27,16 @@ from plugin.domain import (
 )
 from plugin.errors import MailRejected, RetryLater
 from plugin.inspect import inspect_file
+from plugin.link_form import DEFAULT_PORTS, checked_link_name, domain_name
 from plugin.log_csv import csv_chunks
 from plugin.log_query import LogQuery, every, page, parse_when
 from plugin.mailboxes.oauth import expiry_warnings
+from plugin.presets import PRESETS
 from plugin.runtime import Runtime
 from plugin.settings import Settings, SettingsError
 
-DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
-                 (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,
-                 (MailProtocol.POP3, Security.STARTTLS): 110, (MailProtocol.POP3, Security.NONE): 110,
-                 (MailProtocol.EWS, Security.SSL): 443, (MailProtocol.GRAPH, Security.SSL): 443}
-
-
 # sysexits.h EX_TEMPFAIL: a mailbox could not be reached, logged in to or its folder opened; try again later.
 EXIT_MAILBOX_UNREACHABLE = 75
-# RFC 1035 section 2.3.1 labels (letters, digits, inner hyphens), at least two of them.
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-MAX_NAME = 100  # the processing log's link_name column
 # Shown escaped in text output: a mail's own escape sequences must not drive the admin's terminal.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -92,22 +86,17 @@ def label(value: str) -> str:
 
 def domain(value: str) -> str:
     """argparse type: a domain name, kept as typed (lower case); internationalised names are checked as IDNA."""
-    name = value.strip().rstrip(".").lower()
     try:
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_name = ""
-    if not DOMAIN.match(ascii_name):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a domain name such as example.com")
-    return name
+        return domain_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def link_name(value: str) -> str:
-    name = value.strip()
-    if not name or len(name) > MAX_NAME or "/" in name or not name.isprintable():
-        raise argparse.ArgumentTypeError(
-            f"{value!r} cannot name a link: use 1 to {MAX_NAME} printable characters without '/'")
-    return name
+    try:
+        return checked_link_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_inspect(args: argparse.Namespace, runtime: Runtime | None) -> int:
@@ -121,7 +110,29 @@ def cmd_inspect(args: argparse.Namespace, runtime: Runtime | None) -> int:
     return 0
 
 
+def apply_preset(args: argparse.Namespace) -> str | None:
+    """Fill what `--preset` knows into the options not given; returns what is still missing, if anything."""
+    from plugin.presets import preset
+    chosen = preset(args.preset) if args.preset else None
+    if chosen:
+        args.protocol = args.protocol or chosen.protocol.value
+        args.host = args.host or chosen.host or None
+        args.security = args.security or chosen.security.value
+        args.port = args.port or (chosen.port if args.security == chosen.security.value else None)
+        args.auth = args.auth or chosen.auth.value
+        args.smtp_host = args.smtp_host or chosen.smtp_host or None
+        args.smtp_security = args.smtp_security or chosen.smtp_security.value
+        args.smtp_port = args.smtp_port or (chosen.smtp_port if args.smtp_security == chosen.smtp_security.value
+                                            else None)
+    args.security = args.security or Security.SSL.value
+    args.smtp_security = args.smtp_security or Security.STARTTLS.value
+    return None if args.protocol else "give --protocol or --preset"
+
+
 def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
+    missing = apply_preset(args)
+    if missing:
+        return fail(missing)
     password = os.environ.get(args.password_env) if args.password_env else ""
     if args.password_env and password is None:
         return fail(f"environment variable {args.password_env} is not set")
@@ -164,7 +175,7 @@ def cmd_links_add(args: argparse.Namespace, runtime: Runtime) -> int:
         subject_style=args.subject_style, outbound_charset=args.charset,
         max_attachment_bytes=int(args.max_attachment_mb * 1024 * 1024),
         max_mails_per_minute=args.max_mails_per_minute, intake_per_minute=args.intake_per_minute,
-        auth=auth, oauth=oauth)
+        auth=auth, oauth=oauth, first_import=FirstImport(args.first_import), first_import_days=args.first_import_days)
     problem = request_type_problem(runtime, link)
     if problem:
         return fail(problem)
@@ -330,6 +341,93 @@ def switched_link(link: Link, args: argparse.Namespace) -> Link:
                                username=args.username or link.username, password=password, auth=auth, oauth=oauth)
 
 
+# `links edit` option -> field of the link form the admin pages use; the form validates both the same way.
+EDIT_FIELDS = {"new_name": "name", "host": "host", "port": "port", "security": "security", "folder": "folder",
+               "username": "username", "address": "address", "service_desk": "service_desk",
+               "request_type": "request_type", "access": "access", "first_import": "first_import",
+               "first_import_days": "first_import_days", "processed_label": "processed_label",
+               "rejected_label": "rejected_label", "max_size_mb": "max_size_mb", "tracking_token": "tracking_token",
+               "reopen_window_days": "reopen_window_days", "from_address": "from_address", "from_name": "from_name",
+               "smtp_host": "smtp_host", "smtp_port": "smtp_port", "smtp_security": "smtp_security",
+               "smtp_username": "smtp_username", "charset": "charset"}
+EDIT_FLAGS = {"smart_match": "smart_match", "anyone_may_comment": "anyone_may_comment",
+              "allow_missing_to": "allow_missing_to", "replies": "send_replies"}
+
+
+def cmd_links_edit(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Change a link's settings through the admin pages' form: same checks, same probe before saving."""
+    from plugin.link_form import LinkForm, connection_changed, form_data, jira_problem, link_from_form
+    from plugin.link_probe import probe_link
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    data = form_data(link)
+    for option, name in EDIT_FIELDS.items():
+        if getattr(args, option) is not None:
+            data[name] = getattr(args, option)
+    for option, name in EDIT_FLAGS.items():
+        wanted = getattr(args, option)
+        if wanted is not None:
+            data.pop(name, None)
+            if wanted:
+                data[name] = "y"
+    for option, name in (("allow_autoreply_domain", "allow_autoreply_domains"), ("block_domain", "blocked_domains")):
+        if getattr(args, option) is not None:
+            data[name] = "\n".join(getattr(args, option))
+    password = link.password
+    if args.password_env:
+        password = Secret(os.environ.get(args.password_env) or "")
+        if not password:
+            return fail(f"environment variable {args.password_env} is not set")
+    form = LinkForm(data)
+    if not form.validate():
+        for line in form.errors_as_lines():
+            print(f"jsm-mail: --{line}", file=sys.stderr)
+        return 2
+    if form.name.data.strip() != link.name and runtime.store.link(form.name.data.strip()):
+        return fail(f"a link named {form.name.data.strip()!r} exists already")
+    changed = link_from_form(form, password, base=link)
+    if connection_changed(link, changed):
+        probe = probe_link(changed, cafile=runtime.settings.ca_file, store=runtime.store)
+        if not probe.ok:
+            return fail(f"not saved: {probe.message}")
+        print(probe.message)
+    if (changed.service_desk_id, changed.request_type_id) != (link.service_desk_id, link.request_type_id):
+        problem = jira_problem(runtime.jira, changed.service_desk_id, changed.request_type_id)
+        if problem:
+            return fail(f"not saved: {problem}")
+    runtime.store.update_link(changed)
+    print(f"link {changed.name} saved")
+    return 0
+
+
+def cmd_links_enable(args: argparse.Namespace, runtime: Runtime) -> int:
+    enabled = args.links_command == "enable"
+    if not runtime.store.set_link_enabled(args.name, enabled):
+        return fail(f"no link named {args.name!r}")
+    print(f"link {args.name} {'enabled: it is polled again' if enabled else 'disabled: it is not polled'}")
+    return 0
+
+
+def cmd_links_test_mail(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Send the link's test mail to its own address, as the admin pages' button does."""
+    from plugin.link_test_mail import send_test_mail
+    from plugin.outbound.send import MailRefused, can_send
+    from plugin.store.outbox import Outbox
+    link = runtime.store.link(args.name)
+    if link is None:
+        return fail(f"no link named {args.name!r}")
+    if not (link.address and can_send(link)):
+        return fail(f"link {link.name} sends no mail to its own address: give it --address and an SMTP server")
+    try:
+        message_id, _ = send_test_mail(link, runtime.settings, Outbox(runtime.store).smtp_password(link.id))
+    except (RetryLater, MailRefused) as failed:
+        return fail(f"the test mail could not be sent: {failed.detail}")
+    print(f"test mail sent to {link.address} (Message-ID {message_id}); after the next poll "
+          f"`jsm-mail logs --link {link.name} --search {message_id}` shows \"test mail received\"")
+    return 0
+
+
 def cmd_links_remove(args: argparse.Namespace, runtime: Runtime) -> int:
     if not runtime.store.delete_link(args.name):
         return fail(f"no link named {args.name!r}")
@@ -483,10 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     links = sub.add_parser("links", help="linked mailboxes").add_subparsers(dest="links_command", required=True)
     p = links.add_parser("add")
     p.add_argument("--name", required=True, type=link_name)
-    p.add_argument("--protocol", required=True, choices=[m.value for m in MailProtocol])
+    p.add_argument("--preset", choices=[preset.name for preset in PRESETS],
+                   help="fill protocol, server, ports, security and sign-in for a provider; options given win")
+    p.add_argument("--protocol", choices=[m.value for m in MailProtocol])
     p.add_argument("--host", help="server name (maildir: the folder path; graph: default https://graph.microsoft.com)")
     p.add_argument("--port", type=port_number)
-    p.add_argument("--security", default="ssl", choices=[s.value for s in Security])
+    p.add_argument("--security", choices=[s.value for s in Security], help="default: ssl")
     p.add_argument("--username", required=True)
     p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
     p.add_argument("--folder", default="INBOX")
@@ -496,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access", default="open", choices=[a.value for a in Access])
     p.add_argument("--smtp-host")
     p.add_argument("--smtp-port", type=port_number)
-    p.add_argument("--smtp-security", default="starttls", choices=[s.value for s in Security])
+    p.add_argument("--smtp-security", choices=[s.value for s in Security], help="default: starttls")
     p.add_argument("--smtp-username", help="SMTP login (default: the mailbox's username)")
     p.add_argument("--smtp-password-env", metavar="VAR", help="environment variable holding the SMTP password "
                    "(default: the mailbox's password)")
@@ -525,8 +625,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smart-match", action="store_true", help="thread on subject + shared recipients")
     p.add_argument("--allow-autoreply-domain", action="append", default=[], metavar="DOMAIN", type=domain)
     p.add_argument("--block-domain", action="append", default=[], metavar="DOMAIN", type=domain)
+    p.add_argument("--first-import", default="all", choices=[f.value for f in FirstImport],
+                   help="mail already in the mailbox: new (only mail arriving after linking), recent (unread of "
+                        "the last --first-import-days days too) or all unread (default)")
+    p.add_argument("--first-import-days", type=whole_number, default=7)
     add_sign_in_options(p, authority_default="https://login.microsoftonline.com")
     p.set_defaults(func=cmd_links_add)
+    p = links.add_parser("edit", help="change a link's settings; server or sign-in changes are probed first")
+    p.add_argument("name")
+    p.add_argument("--name", dest="new_name", metavar="NEW_NAME", help="rename the link")
+    for option in ("host", "port", "security", "folder", "username", "address", "service-desk", "request-type",
+                   "access", "first-import", "first-import-days", "processed-label", "rejected-label", "max-size-mb",
+                   "tracking-token", "reopen-window-days", "from-address", "from-name", "smtp-host", "smtp-port",
+                   "smtp-security", "smtp-username", "charset"):
+        p.add_argument(f"--{option}")
+    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the new password")
+    for flag in ("smart-match", "anyone-may-comment", "allow-missing-to", "replies"):
+        p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction)
+    p.add_argument("--allow-autoreply-domain", action="append", metavar="DOMAIN", help="replaces the list")
+    p.add_argument("--block-domain", action="append", metavar="DOMAIN", help="replaces the list")
+    p.set_defaults(func=cmd_links_edit)
+    for command, what in (("disable", "stop polling a link (its settings stay)"), ("enable", "poll a link again")):
+        p = links.add_parser(command, help=what)
+        p.add_argument("name")
+        p.set_defaults(func=cmd_links_enable)
     p = links.add_parser("request-types", help="request types of a service desk, and which can take mail")
     p.add_argument("--service-desk", required=True, metavar="ID")
     p.set_defaults(func=cmd_request_types)
@@ -549,6 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = links.add_parser("remove")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_remove)
+    p = links.add_parser("test-mail", help="send a test mail through the link to its own mailbox; the poll records "
+                         "it as \"test mail received\", never as a request")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_links_test_mail)
     p = links.add_parser("test", help="connect to the mailbox and check the request type in Jira")
     p.add_argument("name")
     p.set_defaults(func=cmd_links_test)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from email.message import Message
 from enum import StrEnum
 
@@ -336,6 +336,14 @@ class SmartMatch:
     window_days: int = 90
 
 
+class FirstImport(StrEnum):
+    """Which mail already in the mailbox a new link takes; mail arriving later is always taken."""
+
+    NEW = "new"  # only mail arriving after linking
+    RECENT = "recent"  # unread mail of the last N days before linking, too
+    ALL = "all"  # every unread mail, however old
+
+
 class AuthMethod(StrEnum):
     """How a link signs in to its mailbox."""
 
@@ -411,6 +419,17 @@ class Link:
     max_mails_per_minute: int = 10
     auth: AuthMethod = AuthMethod.PASSWORD
     oauth: OAuthSettings = field(default_factory=OAuthSettings)
+    first_import: FirstImport = FirstImport.ALL  # links stored before the choice existed took all unread mail
+    first_import_days: int = 7  # for FirstImport.RECENT
+    linked_at: datetime | None = None  # set by the store when the link is added
+
+    @property
+    def import_since(self) -> datetime | None:
+        """Mail received before this time is left alone; None: every unread mail is taken."""
+        if self.linked_at is None or self.first_import is FirstImport.ALL:
+            return None
+        days = self.first_import_days if self.first_import is FirstImport.RECENT else 0
+        return self.linked_at - timedelta(days=days)
 
     @property
     def own_addresses(self) -> frozenset[str]:

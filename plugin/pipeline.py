@@ -11,6 +11,7 @@ from plugin.domain import InboundMail, MailKind, MailRef, Outcome, OutcomeState,
 from plugin.errors import MailRejected, RejectReason
 from plugin.handlers import HANDLERS
 from plugin.handlers.recovery import Attempt
+from plugin.link_test_mail import recognised_test_mail
 from plugin.parse.mail import parse_mail
 from plugin.policy import check_sender, effective_verdict
 from plugin.record import MailAbout, record
@@ -63,11 +64,16 @@ def process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
                       issue_key=earlier.issue_key if earlier else None,
                       started_at=earlier.started_at if earlier else None)
     try:
-        route = understand(mail, ctx)
-        outcome = _indexed(HANDLERS[type(route)].apply(route, attempt, ctx), mail, ctx)
+        # The link's own test mail (sent from the admin pages) is recorded, never made a request.
+        outcome = recognised_test_mail(mail, ctx.link, ctx.settings.secret_key) or _applied(mail, attempt, ctx)
     except MailRejected as rejected:
         outcome = Outcome(OutcomeState.REJECTED, reason=rejected.reason, detail=rejected.detail)
     return _finish(ctx, mailbox, raw, about, outcome)
+
+
+def _applied(mail: InboundMail, attempt: Attempt, ctx: Context) -> Outcome:
+    route = understand(mail, ctx)
+    return _indexed(HANDLERS[type(route)].apply(route, attempt, ctx), mail, ctx)
 
 
 def _indexed(outcome: Outcome, mail: InboundMail, ctx: Context) -> Outcome:

@@ -69,6 +69,9 @@ class PollReport:
 def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
     """One round over one link; an outage ends the round early and leaves mail untouched."""
     report = PollReport(link.name)
+    if not link.enabled:
+        report.skipped = "the link is disabled"
+        return report
     if not store.acquire_lease(link.id, WORKER_ID, settings.lease_ttl_s, holder_is_dead):
         report.skipped = "another process is polling this link"
         return report

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin.domain import Address, Attachment, RequestInfo
-from plugin.jira.gateway import IssueRef, Mark, RequestTypeInfo
+from plugin.jira.gateway import IssueRef, Mark, RequestTypeInfo, ServiceDeskInfo
 from plugin.outbound.model import JiraComment, OutboundRequest, UpdatedIssue
 
 DEMO_PROJECT = "SD"
@@ -29,6 +29,9 @@ class DryRunJira:
 
     def server_title(self) -> str:
         return "dry run (no Jira configured)"
+
+    def service_desks(self) -> list[ServiceDeskInfo]:
+        return [ServiceDeskInfo("1", "Demo service desk", DEMO_PROJECT)]
 
     def request_types(self, service_desk_id: str) -> list[RequestTypeInfo]:
         return [RequestTypeInfo("10", "Emailed request", frozenset({"summary", "description", "attachment"}))]

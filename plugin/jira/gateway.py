@@ -19,6 +19,13 @@ class IssueRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceDeskInfo:
+    id: str
+    name: str  # the project's name
+    project_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class RequestTypeInfo:
     id: str
     name: str
@@ -48,6 +55,9 @@ class JiraGateway(Protocol):
     """
 
     def server_title(self) -> str: ...
+
+    def service_desks(self) -> list[ServiceDeskInfo]:
+        """Every service desk the account can see, for picking one by name."""
 
     def request_types(self, service_desk_id: str) -> list[RequestTypeInfo]: ...
 

@@ -15,7 +15,7 @@ from requests.auth import AuthBase
 from plugin import faults
 from plugin.domain import Address, Attachment, RequestInfo, Secret
 from plugin.errors import MailRejected, RetryLater
-from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, Mark, RequestTypeInfo
+from plugin.jira.gateway import LEDGER_PROPERTY, IssueRef, Mark, RequestTypeInfo, ServiceDeskInfo
 from plugin.jira.http import CONFIG_RETRY_S, DEFAULT_RETRY_S, JiraHttp, error_for
 from plugin.outbound.model import JiraAttachment, JiraComment, OutboundRequest, UpdatedIssue
 
@@ -69,6 +69,10 @@ class RestJira:
             raise RetryLater(f"Jira has no service desk {service_desk_id}: check the link's settings",
                              CONFIG_RETRY_S)
         return str(desk["projectKey"])
+
+    def service_desks(self) -> list[ServiceDeskInfo]:
+        return [ServiceDeskInfo(str(desk["id"]), desk.get("projectName", ""), desk.get("projectKey", ""))
+                for desk in self._paged(f"{JSM}/servicedesk")]
 
     def request_types(self, service_desk_id: str) -> list[RequestTypeInfo]:
         path = f"{JSM}/servicedesk/{_seg(service_desk_id)}/requesttype"

@@ -138,13 +138,17 @@ class EwsMailbox:
     def unhandled(self) -> list[MailRef]:
         """Unread items without our categories, oldest received first, with the size Exchange reports."""
         ours = {self.link.processed_label.casefold(), self.link.rejected_label.casefold()}
+        since = self.link.import_since
         with _retry_later_on_failure(self.link, "list unread mail"):
-            items = list(self._folder.filter(is_read=False).only(*LISTED_FIELDS).order_by("datetime_received"))
+            items = list(self._folder.filter(is_read=False).only(*LISTED_FIELDS, "datetime_received")
+                         .order_by("datetime_received"))
         # Category names compare case-insensitively, as in Outlook; checked here so FindItem needs only IsRead.
+        # Mail received before the link's first-import time is left alone.
         return [
             MailRef(self.link.id, item.id, item.size)
             for item in items
             if isinstance(item, Item) and not ours & {c.casefold() for c in item.categories or ()}
+            and (since is None or item.datetime_received is None or item.datetime_received >= since)
         ]
 
     def fetch(self, ref: MailRef) -> RawMail:

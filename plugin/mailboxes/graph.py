@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from email.message import Message
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
@@ -91,12 +92,15 @@ class GraphMailbox:
             messages += page.get("value", [])
             url = page.get("@odata.nextLink")
         refs = []
+        # Mail received before the link's first-import time is left alone; ISO 8601 UTC times compare as text.
+        since = self.link.import_since
+        first = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if since else ""
         # ISO 8601 UTC timestamps sort as text; $orderby together with $filter is refused unless it
         # names the filtered property first, so the order is made here.
         for message in sorted(messages, key=lambda m: (m.get("receivedDateTime") or "", m["id"])):
             categories = list(message.get("categories") or [])
             # Category names compare case-insensitively, as in Outlook.
-            if ours & {c.casefold() for c in categories}:
+            if ours & {c.casefold() for c in categories} or (message.get("receivedDateTime") or first) < first:
                 continue
             self._categories[message["id"]] = categories
             refs.append(MailRef(self.link.id, message["id"], _size(message)))

@@ -8,8 +8,9 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from threading import Event
-from typing import Self
+from typing import Any, Self
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
@@ -61,16 +62,23 @@ class ImapMailbox:
         return cls(link, client)
 
     def unhandled(self) -> list[MailRef]:
-        """Unread, undeleted mail without our labels, oldest UID first, with RFC822.SIZE."""
+        """Unread, undeleted mail without our labels, oldest UID first, with RFC822.SIZE; mail received
+        before the link's first-import time is left alone."""
+        since = self.link.import_since
+        criteria: list[object] = ["UNSEEN", "UNDELETED", "UNKEYWORD", self.link.processed_label,
+                                  "UNKEYWORD", self.link.rejected_label]
+        if since:
+            # RFC 3501 6.4.4: SINCE compares the internal date's day only, in the server's zone; a day's margin,
+            # then the exact INTERNALDATE below.
+            criteria += ["SINCE", (since - timedelta(days=1)).date()]
         with _retry_later_on_failure(self.link, "list unread mail"):
-            uids = self._client.search(
-                ["UNSEEN", "UNDELETED", "UNKEYWORD", self.link.processed_label, "UNKEYWORD", self.link.rejected_label]
-            )
+            uids = self._client.search(criteria)
             if not uids:
                 return []
-            sizes = self._client.fetch(uids, ["RFC822.SIZE"])
+            sizes = self._client.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"] if since else ["RFC822.SIZE"])
         # A UID missing from the FETCH answer was expunged by another client in between.
-        return [MailRef(self.link.id, str(uid), sizes[uid][b"RFC822.SIZE"]) for uid in sorted(sizes)]
+        return [MailRef(self.link.id, str(uid), sizes[uid][b"RFC822.SIZE"]) for uid in sorted(sizes)
+                if since is None or _received(sizes[uid]) >= since]
 
     def fetch(self, ref: MailRef) -> RawMail:
         """The raw mail, read with BODY.PEEK[] so it stays unread (RFC 3501 6.4.5)."""
@@ -152,6 +160,12 @@ def test_connection(link: Link, cafile: str | None = None) -> str:
     """Connect, log in and count unhandled mail, for the admin's "test the link" button."""
     with ImapMailbox.connect(link, cafile=cafile) as mailbox, _retry_later_on_failure(link, "read the folder status"):
         return mailbox._summary()
+
+
+def _received(item: dict[bytes, Any]) -> datetime:
+    """INTERNALDATE, aware; IMAPClient gives local time without a zone unless told otherwise."""
+    when: datetime = item[b"INTERNALDATE"]
+    return when.astimezone(UTC)
 
 
 def _open(link: Link, cafile: str | None) -> IMAPClient:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
@@ -44,10 +45,15 @@ class MaildirMailbox:
 
     def unhandled(self) -> list[MailRef]:
         ours = {self._letters[self._link.processed_label], self._letters[self._link.rejected_label]}
+        since = self._link.import_since
         refs = []
         for key in sorted(self._box.keys()):
-            flags = set(self._box.get_message(key).get_flags())
+            message = self._box.get_message(key)
+            flags = set(message.get_flags())
             if "S" in flags or "T" in flags or flags & ours:
+                continue
+            # The delivery time Maildir keeps (the file's mtime): mail from before the first-import time stays.
+            if since and datetime.fromtimestamp(message.get_date(), UTC) < since:
                 continue
             with self._box.get_file(key) as file:
                 file.seek(0, os.SEEK_END)  # mailbox._ProxyFile.seek returns None, unlike io's seek

@@ -6,10 +6,13 @@ import poplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import TYPE_CHECKING, Self
 
-from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail, Security
+from plugin.domain import AuthMethod, Link, MailRef, Outcome, OutcomeState, RawMail, Security
 from plugin.errors import RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
@@ -69,11 +72,24 @@ class Pop3Mailbox:
             numbers = self._uid_numbers()
             _, lines, _ = self._conn.list()
         sizes = dict(_pairs(lines))
-        return [
+        refs = [
             MailRef(self.link.id, uid, int(sizes[number]))
             for uid, number in sorted(numbers.items(), key=lambda item: item[1])
             if number not in self._deleted and not self._is_kept(uid)
         ]
+        since = self.link.import_since
+        return refs if since is None else [ref for ref in refs if not self._before_link(ref, since)]
+
+    def _before_link(self, ref: MailRef, since: datetime) -> bool:
+        """Whether the mail came before the link's first-import time; such mail is kept on the server, looked at once.
+
+        POP3 keeps no arrival time: the newest Received header says when the server took the mail
+        (RFC 5321 4.4), else its Date. A mail that says neither is taken."""
+        arrived = _arrival(self.headers(ref) or b"")
+        if arrived is None or arrived >= since:
+            return False
+        self._keep(ref, Outcome(OutcomeState.IGNORED, detail="received before the link's first-import time"))
+        return True
 
     def fetch(self, ref: MailRef) -> RawMail:
         """The whole mail by RETR; POP3 has no read state, so this changes nothing."""
@@ -151,6 +167,18 @@ class Pop3Mailbox:
             _, lines, _ = self._conn.uidl()
             self._numbers = {uid: number for number, uid in _pairs(lines)}
         return self._numbers
+
+
+def _arrival(header: bytes) -> datetime | None:
+    headers = BytesHeaderParser().parsebytes(header)
+    stamps = [str(received).rpartition(";")[2] for received in headers.get_all("Received") or []]
+    for stamp in [*stamps[:1], str(headers.get("Date") or "")]:
+        try:
+            when = parsedate_to_datetime(stamp.strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
 
 
 def _auth_xoauth2(conn: poplib.POP3, username: str, token: str) -> None:

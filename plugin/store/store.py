@@ -18,7 +18,18 @@ from sqlalchemy.engine import Engine, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from plugin.domain import Access, KnownMail, Link, MailProtocol, Outcome, OutcomeState, Secret, Security, SmartMatch
+from plugin.domain import (
+    Access,
+    FirstImport,
+    KnownMail,
+    Link,
+    MailProtocol,
+    Outcome,
+    OutcomeState,
+    Secret,
+    Security,
+    SmartMatch,
+)
 from plugin.errors import RejectReason
 from plugin.settings import Settings
 from plugin.store.link_options import sealed_options, unsealed_options
@@ -133,6 +144,8 @@ class Store:
 
     # Links ---------------------------------------------------------------------------------
     def add_link(self, link: Link) -> Link:
+        if link.linked_at is None:  # whole seconds, as IMAP INTERNALDATE (RFC 3501 2.3.3) compares
+            link = dataclasses.replace(link, linked_at=utcnow().replace(microsecond=0))
         row = LinkRow(**self._link_columns(link))
         with self.session() as s, s.begin():
             s.add(row)
@@ -145,6 +158,14 @@ class Store:
             row = s.get(LinkRow, link.id)
             for key, value in self._link_columns(link).items():
                 setattr(row, key, value)
+
+    def set_link_enabled(self, name: str, enabled: bool) -> bool:
+        """Enable or disable a link by name; a disabled link is not polled. False: no such link."""
+        link = self.link(name)
+        if link is None:
+            return False
+        self.update_link(dataclasses.replace(link, enabled=enabled))
+        return True
 
     def delete_link(self, name: str) -> bool:
         with self.session() as s, s.begin():
@@ -166,6 +187,7 @@ class Store:
         options["smart_match"] = dataclasses.asdict(link.smart_match)
         for key in ("autoreply_allow_domains", "blocked_domains"):
             options[key] = list(options[key])
+        options["linked_at"] = link.linked_at.isoformat() if link.linked_at else None
         columns = {k: v for k, v in fields.items() if k in _LINK_COLUMNS - {"id", "password"}}
         columns["password_encrypted"] = self._fernet.encrypt(link.password.reveal().encode("utf-8"))
         options.update(sealed_options(link, self._fernet))
@@ -184,6 +206,12 @@ class Store:
             options["access"] = Access(options["access"])
         if "smtp_security" in options:
             options["smtp_security"] = Security(options["smtp_security"])
+        if "first_import" in options:
+            options["first_import"] = FirstImport(options["first_import"])
+        if options.get("linked_at"):
+            options["linked_at"] = aware(datetime.fromisoformat(options["linked_at"]))
+        elif row.created_at:  # a link stored before linked_at was kept: it was linked when created
+            options["linked_at"] = aware(row.created_at).replace(microsecond=0)
         return Link(id=row.id, name=row.name, protocol=MailProtocol(row.protocol), host=row.host, port=row.port,
                     security=Security(row.security), username=row.username,
                     password=Secret(self._fernet.decrypt(row.password_encrypted).decode("utf-8")),

@@ -935,6 +935,13 @@ class FakeJira:
                            "projectName": desk.name,
                            "_links": {"self": f"{self.url}/rest/servicedeskapi/servicedesk/{desk.id}"}})
 
+    def _op_getServiceDesks(self, incoming: Incoming) -> Reply:
+        values = [{"id": desk.id, "projectId": desk.project_id, "projectKey": desk.project_key,
+                   "projectName": desk.name,
+                   "_links": {"self": f"{self.url}/rest/servicedeskapi/servicedesk/{desk.id}"}}
+                  for desk in self.desks.values()]
+        return Reply(200, self._paged(incoming, values, incoming.request.path))
+
     def _request_type_dto(self, desk: FakeDesk, request_type: FakeRequestType) -> dict:
         return {"_expands": ["field"], "id": request_type.id, "name": request_type.name, "description": "",
                 "helpText": "", "issueTypeId": "10004", "serviceDeskId": desk.id, "portalId": desk.id,
