@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -146,6 +147,17 @@ class Settings:
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
     forge_jwks_url: str = FORGE_JWKS_URL
     timezone: str = "UTC"  # admin pages show times in this zone unless the admin picks another
+    log_format: str = "text"  # or "json": one JSON object a line
+    # /metrics answers a request carrying "Authorization: Bearer <this>"; without one, only loopback callers.
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    alert_to: tuple[str, ...] = ()  # admins mailed when a link starts failing and when it recovers
+    # A mail server of the service's own for alert mail; without it each link's own way of sending is used.
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int | None = None
+    alert_smtp_security: str = "starttls"
+    alert_smtp_username: str = ""
+    alert_smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    alert_from: str = ""  # From of alert mail; default: the link's own From
 
     @property
     def demo(self) -> bool:
@@ -200,7 +212,29 @@ class Settings:
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
             timezone=read.timezone("TIMEZONE", "UTC"),
+            **_watch_settings(read),
         )
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _watch_settings(read: _Env) -> dict[str, Any]:
+    """Logging, /metrics and alert mail: how an admin watches the service."""
+    log_format = (read.text("LOG_FORMAT", "text") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"{PREFIX}LOG_FORMAT must be text or json, not {log_format!r}")
+    alert_to = tuple(a.strip() for a in (read.text("ALERT_TO", "") or "").split(",") if a.strip())
+    bad = [a for a in alert_to if "@" not in a]
+    if bad:
+        raise SettingsError(f"{PREFIX}ALERT_TO must be mail addresses separated by commas, not {bad[0]!r}")
+    security = (read.text("ALERT_SMTP_SECURITY", "starttls") or "starttls").lower()
+    if security not in ("ssl", "starttls", "none"):
+        raise SettingsError(f"{PREFIX}ALERT_SMTP_SECURITY must be ssl, starttls or none, not {security!r}")
+    port = read.number("ALERT_SMTP_PORT", 0, minimum=0, maximum=65535)
+    return {"log_format": log_format, "metrics_token": Secret(read.text("METRICS_TOKEN", "") or ""),
+            "alert_to": alert_to, "alert_smtp_host": read.text("ALERT_SMTP_HOST"),
+            "alert_smtp_port": int(port) or None, "alert_smtp_security": security,
+            "alert_smtp_username": read.text("ALERT_SMTP_USERNAME", "") or "",
+            "alert_smtp_password": Secret(read.text("ALERT_SMTP_PASSWORD", "") or ""),
+            "alert_from": read.text("ALERT_FROM", "") or ""}
