@@ -12,7 +12,7 @@ from werkzeug.security import generate_password_hash
 
 from plugin.runtime import Runtime
 from plugin.settings import Settings
-from plugin.web import admin, auth, forge, health, i18n, logs
+from plugin.web import admin, auth, forge, health, i18n, logs, metrics, recover
 from plugin.web.security import init_security
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         settings.admin_password_hash or generate_password_hash(settings.admin_password.reveal()))
     init_security(app)
     i18n.init_i18n(app)
-    for blueprint in (health.bp, auth.bp, admin.bp, logs.bp, forge.bp, i18n.bp):
+    for blueprint in (health.bp, auth.bp, admin.bp, logs.bp, forge.bp, i18n.bp, metrics.bp, recover.bp):
         app.register_blueprint(blueprint)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://")
     limiter.limit(auth.LOGIN_RATE, methods=["POST"])(auth.bp)
