@@ -11,7 +11,7 @@ from plugin.domain import Secret
 from plugin.link_status import link_status
 from plugin.store.models import LinkStateRow
 from plugin.store.outbox import Outbox
-from tests.conftest import jsm_mail, mail_file
+from tests.conftest import jsm_mail
 from tests.test_recover import log_ids, refused_then_fixed
 from tests.test_sender_policy import ANN, customer_mail
 from tests.web.conftest import form_token
@@ -70,8 +70,8 @@ def test_a_failing_sign_in_shows_since_when_and_why_then_health_fails_after_the_
     failing = client.get("/health")
 
     assert failing.status_code == 503
-    assert failing.json["problems"] == [f"link {service.link.name} has failed since {long_ago:%Y-%m-%d %H:%M} UTC: "
-                                        f"{report.error}"]
+    since = f"{long_ago:%Y-%m-%d %H:%M}"
+    assert failing.json["problems"] == [f"link {service.link.name} has failed since {since} UTC: {report.error}"]
 
 
 def test_quarantined_senders_and_the_outbox_are_counted(service):
