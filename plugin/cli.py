@@ -368,7 +368,7 @@ def cmd_poll(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.link and runtime.store.link(args.link) is None:
         return fail(f"no link named {args.link!r}")
     from plugin.progress import ProgressLine
-    progress = ProgressLine()
+    progress = ProgressLine(redraw=None if runtime.settings.log_format == "text" else False)
     while True:
         reports = poll_links(runtime.settings, runtime.store, runtime.jira, args.link, progress)
         progress.finish()
@@ -410,7 +410,7 @@ def cmd_replay(args: argparse.Namespace, runtime: Runtime) -> int:
     if missing:
         return fail("no such file: " + ", ".join(missing))
     from plugin.progress import ProgressLine
-    progress = ProgressLine()
+    progress = ProgressLine(redraw=None if runtime.settings.log_format == "text" else False)
     for n, name in enumerate(args.files, start=1):
         print(replay_file(Path(name), link, runtime, apply=args.apply), flush=True)
         if len(args.files) > 1:
