@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext, ngettext
+from flask_babel import gettext
 
 from plugin.recover import Retried, release_and_rerun, retry_logged
 from plugin.web import current_runtime
@@ -22,8 +22,7 @@ def _back(default: str) -> ResponseReturnValue:
 
 def _tell(results: list[Retried]) -> None:
     done = sum(result.ok for result in results)
-    flash(ngettext("%(num)d of %(total)d action succeeded.", "%(num)d of %(total)d actions succeeded.",
-                   len(results), total=len(results)) if done == len(results) else
+    flash(gettext("Done: %(done)d of %(total)d succeeded.", done=done, total=len(results)) if done == len(results) else
           gettext("%(done)d of %(total)d actions succeeded; the others say why below.", done=done,
                   total=len(results)))
     for result in results:
