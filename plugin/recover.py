@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
@@ -119,40 +120,58 @@ def _ledger_id(raw: RawMail) -> str:
         return MailAbout.unparsed(raw).ledger_id
 
 
-def _reopen(store: Store, link_id: int, ledger_id: str) -> str | None:
+def _ledger_row(s: Session, link_id: int, ledger_id: str) -> LedgerRow | None:
+    return s.scalars(select(LedgerRow).where(LedgerRow.link_id == link_id, LedgerRow.ledger_id == ledger_id)).first()
+
+
+def _reopen(store: Store, link_id: int, ledger_id: str) -> tuple[str | None, str | None]:
     """Put a rejected or failed ledger row back to pending, attempts kept so the pipeline retries; returns the
-    mailbox copy the ledger knows."""
+    mailbox copy the ledger knows and the state the row had."""
     with store.session() as s, s.begin():
-        row = s.scalars(select(LedgerRow).where(LedgerRow.link_id == link_id,
-                                                LedgerRow.ledger_id == ledger_id)).first()
+        row = _ledger_row(s, link_id, ledger_id)
         if row is None:
-            return None
-        if row.state in RETRYABLE:
+            return None, None
+        state = row.state
+        if state in RETRYABLE:
             row.state, row.failures, row.finished_at, row.waiting_since = PENDING, 0, None, None
-        return row.mailbox_uid
+        return row.mailbox_uid, state
+
+
+def _restore(store: Store, link_id: int, ledger_id: str | None, state: str | None) -> None:
+    """A retry that could not finish leaves the mail as it was: rejected or failed, not pending for ever."""
+    if not ledger_id or state not in RETRYABLE:
+        return
+    with store.session() as s, s.begin():
+        row = _ledger_row(s, link_id, ledger_id)
+        if row is not None and row.state == PENDING:
+            row.state, row.finished_at = state, utcnow()
 
 
 def _retry(runtime: Runtime, link: Link, held: Held, known_uid: str | None) -> Retried:
     store = runtime.store
     kept = _kept(store, held)
     ledger_id = _ledger_id(RawMail(MailRef(link.id, ""), kept)) if kept is not None else held.message_id
-    uid = (_reopen(store, link.id, ledger_id) if ledger_id else None) or known_uid
+    uid, state = _reopen(store, link.id, ledger_id) if ledger_id else (None, None)
+    uid = uid or known_uid
     if kept is None and uid is None:
         return Retried(held.log_id, False, f"log {held.log_id}: the mail was not kept and the mailbox copy is "
                                            "unknown; put it back unread in the mailbox to handle it again")
     try:
         mailbox = open_mailbox(link, cafile=runtime.settings.ca_file, store=store) if uid else None
-    except RetryLater as outage:
-        if kept is None:
-            return Retried(held.log_id, False, f"log {held.log_id}: mailbox not reached: {outage.detail}")
-        mailbox = None
+    except RetryLater:
+        mailbox = None  # the kept copy is retried; the mailbox copy keeps its label
     try:
         ref = MailRef(link.id, uid or f"kept:{held.log_id}")
         raw = RawMail(ref, kept) if kept is not None else _fetch(mailbox, ref)
         return _run(runtime, link, held, raw, _Relabel(link, mailbox))
     except RetryLater as outage:
+        _restore(store, link.id, ledger_id, state)
         return Retried(held.log_id, False, f"log {held.log_id}: not retried now, Jira or the mailbox is "
                                            f"unavailable: {outage.detail}")
+    except Exception as bug:  # a bug in our code: the mail stays as it was, the error log says why
+        _restore(store, link.id, ledger_id, state)
+        store.log_error(link.name, held.message_id, bug)
+        return Retried(held.log_id, False, f"log {held.log_id}: not retried, an internal error; see the error log")
     finally:
         if mailbox is not None:
             mailbox.close()

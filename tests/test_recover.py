@@ -99,3 +99,17 @@ def test_release_reruns_the_held_mails_once(env, service, mail_account, fake_jir
     assert all(REJECTED not in mail_account.flags(uid) for uid in uids)
     runtime = Runtime(service.settings, store=service.store, jira=service.jira)
     assert release_and_rerun(runtime, service.link, ANN)[0].ok is False
+
+
+def test_a_retry_while_jira_is_down_leaves_the_mail_rejected_for_a_later_retry(service, mail_account, fake_jira):
+    from plugin.link_status import link_status
+    log_id, _ = refused_then_fixed(service, mail_account, fake_jira)
+    runtime = Runtime(service.settings, store=service.store, jira=service.jira)
+    fake_jira.start_outage()
+
+    down = retry_logged(runtime, log_id)
+
+    assert not down.ok and "not retried now, Jira or the mailbox is unavailable" in down.line
+    assert link_status(service.store, service.link).pending == 0
+    fake_jira.end_outage()
+    assert retry_logged(runtime, log_id).ok and len(fake_jira.requests) == 1
