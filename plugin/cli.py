@@ -609,14 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(verbose=args.verbose, log_format="text")
     os.umask(0o077)  # the database, kept mails and keys this process writes are its owner's alone
     try:
         runtime = Runtime(Settings.from_env()) if getattr(args, "needs_runtime", True) else None
     except SettingsError as exc:
         return fail(str(exc))
-    if runtime:
-        configure_logging(verbose=args.verbose, log_format=runtime.settings.log_format)
+    configure_logging(verbose=args.verbose, log_format=runtime.settings.log_format if runtime else "text")
     status: int = args.func(args, runtime)
     return status
 

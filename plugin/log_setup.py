@@ -40,7 +40,8 @@ class _JsonLines(JsonFormatter):
 
 
 def configure_logging(*, verbose: bool, log_format: str) -> None:
-    """The root logger writes to stderr in the chosen format; secrets never reach it (plugin.domain.Secret
+    """The root logger writes to stderr in the chosen format, unless it was set up already (an embedding
+    program's own handlers win, as with logging.basicConfig); secrets never reach it (plugin.domain.Secret
     shows as ***, and the mailbox modules' filters withhold Authorization headers before any format applies)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_NameTheLink())
@@ -50,4 +51,4 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
                                         json_ensure_ascii=False))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
