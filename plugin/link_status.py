@@ -133,15 +133,19 @@ class RoundWatch:
         self.unread: int | None = None  # None until the mailbox was read
         self._finished = self._unsaved = 0
         self._backlog = Backlog(0, 0)
+        self._following = False  # the store follows the backlog while the round runs
 
     def found(self, unread: int) -> None:
-        """The mailbox holds `unread` mails to handle."""
+        """The mailbox holds `unread` mails to handle. A few are done before anyone looks, so the store follows
+        only a larger batch, or a backlog earlier rounds began, as the round goes (one commit per mail at most)."""
         self.unread = unread
-        if unread:
+        state = read_state(self._store, self._link.id)
+        self._following = unread > SAVE_EVERY or (state.backlog_total is not None and unread > 0)
+        if self._following:
             backlog_seen(self._store, self._link.id, unread)
             state = read_state(self._store, self._link.id)
-            self._backlog = Backlog(state.backlog_done, state.backlog_total or unread)
-            self._tell()
+        self._backlog = Backlog(state.backlog_done, state.backlog_total or unread)
+        self._tell()
 
     def handled(self, outcome: str, final: bool) -> None:
         """A mail reached `outcome`; `final`: it is done and left the mailbox's unhandled mail."""
@@ -151,20 +155,15 @@ class RoundWatch:
         self._finished += 1
         self._unsaved += 1
         self._backlog = Backlog(min(self._backlog.done + 1, self._backlog.total), self._backlog.total)
-        if self._unsaved >= SAVE_EVERY:
-            self._save()
+        if self._following and self._unsaved >= SAVE_EVERY:
+            backlog_worked(self._store, self._link.id, self._unsaved)
+            self._unsaved = 0
         self._tell()
 
     def ended(self, error: str | None) -> LinkState:
         """The round is over; `error` says why it failed, None that it went well."""
-        self._save()
-        unread_left = None if self.unread is None else max(0, self.unread - self._finished)
-        return round_ended(self._store, self._link.id, error=error, unread_left=unread_left)
-
-    def _save(self) -> None:
-        if self._unsaved:
-            backlog_worked(self._store, self._link.id, self._unsaved)
-            self._unsaved = 0
+        return round_ended(self._store, self._link.id, error=error, found=self.unread, finished=self._finished,
+                           uncounted=self._unsaved)
 
     def _tell(self) -> None:
         if self._progress and self._backlog.total:

@@ -90,9 +90,11 @@ def backlog_worked(store: Store, link_id: int, done: int) -> None:
         row.backlog_done = min((row.backlog_done or 0) + done, row.backlog_total or 0)
 
 
-def round_ended(store: Store, link_id: int, *, error: str | None, unread_left: int | None) -> LinkState:
-    """A round is over: `error` says why it failed (None: it went well); `unread_left` mails wait in the
-    mailbox (None: the mailbox was not read). Returns the state as it now is."""
+def round_ended(store: Store, link_id: int, *, error: str | None, found: int | None, finished: int,
+                uncounted: int) -> LinkState:
+    """A round is over, in one commit: `error` says why it failed (None: it went well); it `found` mails to
+    handle (None: the mailbox was not read) and `finished` of them, `uncounted` of which backlog_worked did not
+    count. Mail left over starts a backlog the next rounds work through. Returns the state as it now is."""
     now = utcnow()
     with store.session() as s, s.begin():
         row = _row(s, link_id)
@@ -101,7 +103,11 @@ def round_ended(store: Store, link_id: int, *, error: str | None, unread_left: i
             row.last_success_at, row.failing_since, row.failing_reason = now, None, None
         else:
             row.failing_since, row.failing_reason = row.failing_since or now, error
-        if unread_left is not None:
+        if found is not None:
+            if row.backlog_total is None:
+                row.backlog_total, row.backlog_done = found, 0
+            row.backlog_done = min((row.backlog_done or 0) + uncounted, row.backlog_total)
+            unread_left = max(0, found - finished)
             row.unread = unread_left
             row.unread_since = (row.unread_since or now) if unread_left else None
             if not unread_left:

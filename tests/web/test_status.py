@@ -117,3 +117,19 @@ def test_the_mailboxes_page_releases_the_ticked_senders_and_reruns_their_mail(ad
     assert service.store.is_quarantined(service.link.id, ANN)
     flashed = admin.get("/admin/").get_data(as_text=True)
     assert f"{ANN} released on {service.link.name}; 2 held mails retried" in flashed
+
+
+def test_a_large_backlog_is_followed_in_the_store_as_the_round_goes(service, mail_account, fake_jira):
+    service.relink(intake_per_minute=11)
+    for n in range(12):
+        mail_account.append(customer_mail(f"user{n}@example.org", n))
+    seen = []
+
+    from plugin.poll import poll_mailbox
+    poll_mailbox(service.link, service.settings, service.store, service.jira,
+                 lambda link, done, total: seen.append((done, link_status(service.store, service.link).backlog)))
+
+    assert seen[0][0] == 0 and seen[0][1] is not None and seen[0][1].total == 12  # written before the first mail
+    assert [backlog.done for done, backlog in seen if done == 10] == [10]  # saved every ten mails
+    status = link_status(service.store, service.link)
+    assert status.backlog is not None and (status.backlog.done, status.backlog.total, status.unread) == (11, 12, 1)
