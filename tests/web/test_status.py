@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from plugin.domain import Secret
 from plugin.link_status import link_status
+from plugin.poll import poll_mailbox
 from plugin.store.models import LinkStateRow
 from plugin.store.outbox import Outbox
 from tests.conftest import jsm_mail
@@ -125,7 +126,6 @@ def test_a_large_backlog_is_followed_in_the_store_as_the_round_goes(service, mai
         mail_account.append(customer_mail(f"user{n}@example.org", n))
     seen = []
 
-    from plugin.poll import poll_mailbox
     poll_mailbox(service.link, service.settings, service.store, service.jira,
                  lambda link, done, total: seen.append((done, link_status(service.store, service.link).backlog)))
 
