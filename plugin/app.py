@@ -12,7 +12,7 @@ from werkzeug.security import generate_password_hash
 
 from plugin.runtime import Runtime
 from plugin.settings import Settings
-from plugin.web import admin, auth, forge, forge_ui, health, i18n, links, logs, oauth
+from plugin.web import admin, auth, forge, forge_ui, health, i18n, links, logs, metrics, oauth, recover
 from plugin.web.security import init_security
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         settings.admin_password_hash or generate_password_hash(settings.admin_password.reveal()))
     init_security(app)
     i18n.init_i18n(app)
-    blueprints = (health.bp, auth.bp, admin.bp, links.bp, logs.bp, i18n.bp, oauth.bp, forge.bp, forge_ui.bp)
+    blueprints = (health.bp, auth.bp, admin.bp, links.bp, logs.bp, recover.bp, i18n.bp, oauth.bp, metrics.bp,
+                  forge.bp, forge_ui.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://")

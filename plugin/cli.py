@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import re
 import sys
@@ -30,6 +29,7 @@ from plugin.inspect import inspect_file
 from plugin.link_form import DEFAULT_PORTS, checked_link_name, domain_name
 from plugin.log_csv import csv_chunks
 from plugin.log_query import LogQuery, every, page, parse_when
+from plugin.log_setup import configure_logging
 from plugin.mailboxes.oauth import expiry_warnings
 from plugin.presets import PRESETS
 from plugin.runtime import Runtime
@@ -239,9 +239,11 @@ def _iso(day: date | None) -> str | None:
 
 
 def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
+    from plugin.link_status import link_status
     links = runtime.store.links()
     if args.json:
-        print(json.dumps([link_json(link) for link in links], ensure_ascii=False))
+        print(json.dumps([link_json(link) | {"status": link_status(runtime.store, link).as_json()} for link in links],
+                         ensure_ascii=False))
         return 0
     for link in links:
         print(f"{link.name}: {link.protocol.value}://{link.username}@{link.host}:{link.port}/{link.folder} "
@@ -249,6 +251,8 @@ def cmd_links_list(args: argparse.Namespace, runtime: Runtime) -> int:
               f"; sign-in {link.auth.value}{_expiries(link)}")
         for warning in expiry_warnings(link.oauth, datetime.now(UTC).date()):
             print(f"  WARNING {link.name}: {warning}")
+        for line in link_status(runtime.store, link).lines():
+            print(f"  {CONTROL_CHARACTERS.sub(lambda m: repr(m.group())[1:-1], line)}")
     return 0
 
 
@@ -461,8 +465,11 @@ def cmd_poll(args: argparse.Namespace, runtime: Runtime) -> int:
     from plugin.poll import poll_links
     if args.link and runtime.store.link(args.link) is None:
         return fail(f"no link named {args.link!r}")
+    from plugin.progress import ProgressLine
+    progress = ProgressLine(redraw=None if runtime.settings.log_format == "text" else False)
     while True:
-        reports = poll_links(runtime.settings, runtime.store, runtime.jira, args.link)
+        reports = poll_links(runtime.settings, runtime.store, runtime.jira, args.link, progress)
+        progress.finish()
         for report in reports:
             print(f"{report.link}: mailbox not reached: {report.error}" if report.unreachable else report, flush=True)
         if args.once:
@@ -500,9 +507,29 @@ def cmd_replay(args: argparse.Namespace, runtime: Runtime) -> int:
     missing = [name for name in args.files if not Path(name).is_file()]
     if missing:
         return fail("no such file: " + ", ".join(missing))
-    for name in args.files:
+    from plugin.progress import ProgressLine
+    progress = ProgressLine(redraw=None if runtime.settings.log_format == "text" else False)
+    for n, name in enumerate(args.files, start=1):
         print(replay_file(Path(name), link, runtime, apply=args.apply), flush=True)
+        if len(args.files) > 1:
+            progress("replay", n, len(args.files))
+    progress.finish()
     return 0
+
+
+def cmd_recover(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Retry rejected or failed mails by their log ids, or release a quarantined sender and re-run its mails."""
+    from plugin.recover import release_and_rerun, retry_logged
+    if args.sender:
+        link = runtime.store.link(args.link) if args.link else None
+        if link is None:
+            return fail("--sender needs --link NAME of an existing link")
+        results = release_and_rerun(runtime, link, args.sender)
+    else:
+        results = [retry_logged(runtime, log_id) for log_id in args.log_id]
+    for result in results:
+        print(CONTROL_CHARACTERS.sub(lambda m: repr(m.group())[1:-1], result.line), flush=True)
+    return 0 if all(result.ok for result in results) else 1
 
 
 def cmd_quarantine(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -691,6 +718,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true")
     p.set_defaults(func=cmd_logs)
 
+    p = sub.add_parser("recover", help="retry rejected or failed mails, or release a sender and re-run its mails")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--log-id", type=whole_number, action="append", metavar="N",
+                       help="a processing log row (jsm-mail logs --json, or the admin page); may be repeated")
+    which.add_argument("--sender", metavar="ADDR", help="release this quarantined sender and re-run its held mails")
+    p.add_argument("--link", help="the link of --sender")
+    p.set_defaults(func=cmd_recover)
+
     p = sub.add_parser("quarantine", help="senders stopped by the new-request budget")
     p.add_argument("--link")
     p.add_argument("--release", metavar="SENDER")
@@ -700,13 +735,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.umask(0o077)  # the database, kept mails and keys this process writes are its owner's alone
     try:
         runtime = Runtime(Settings.from_env()) if getattr(args, "needs_runtime", True) else None
     except SettingsError as exc:
         return fail(str(exc))
+    configure_logging(verbose=args.verbose, log_format=runtime.settings.log_format if runtime else "text")
     status: int = args.func(args, runtime)
     return status
 

@@ -10,11 +10,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from plugin.alerts import alert_if_due
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
 from plugin.errors import MailRejected, RejectReason, RetryLater
 from plugin.jira.gateway import JiraGateway
+from plugin.link_status import Progress, RoundWatch
+from plugin.log_setup import about_link
 from plugin.mailboxes import Mailbox, open_mailbox
+from plugin.metrics import POLL_SECONDS
 from plugin.outbound.outbox import OutboundReport, run_outbound
 from plugin.parse.mail import parse_bytes, parse_mail
 from plugin.pipeline import Handled, process
@@ -66,7 +70,8 @@ class PollReport:
         return f"{self.link}: {counts}{extra}{outbound}"
 
 
-def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway) -> PollReport:
+def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway,
+                 progress: Progress | None = None) -> PollReport:
     """One round over one link; an outage ends the round early and leaves mail untouched."""
     report = PollReport(link.name)
     if not link.enabled:
@@ -76,15 +81,19 @@ def poll_mailbox(link: Link, settings: Settings, store: Store, jira: JiraGateway
         report.skipped = "another process is polling this link"
         return report
     ctx = Context(settings, link, store, jira, lease=WORKER_ID)
+    watch = RoundWatch(store, link, progress)
     try:
-        _poll_inbound(link, ctx, report)
-        report.outbound = run_outbound(link, settings, store, jira)  # inbound, then outbound (DESIGN.md 8)
+        with about_link(link.name), POLL_SECONDS.labels(link.name).time():
+            _poll_inbound(link, ctx, report, watch)
+            report.outbound = run_outbound(link, settings, store, jira)  # inbound, then outbound (DESIGN.md 8)
     finally:
         store.release_lease(link.id, WORKER_ID)
+    with about_link(link.name):
+        alert_if_due(settings, store, link, watch.ended(report.error))
     return report
 
 
-def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
+def _poll_inbound(link: Link, ctx: Context, report: PollReport, watch: RoundWatch) -> None:
     store, settings = ctx.store, ctx.settings
     renewed = time.monotonic()
     # Intake limit: a backlog or a flood reaches Jira at a steady pace; mailboxes list oldest first.
@@ -92,6 +101,7 @@ def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
     try:
         with open_mailbox(link, cafile=settings.ca_file, store=store) as mailbox:
             waiting = mailbox.unhandled()
+            watch.found(len(waiting))
             for n, ref in enumerate(waiting):
                 if n >= room:
                     report.waiting = len(waiting) - n
@@ -104,6 +114,7 @@ def _poll_inbound(link: Link, ctx: Context, report: PollReport) -> None:
                 if handled is None:
                     continue
                 report.outcomes[handled.outcome.state.value] += 1
+                watch.handled(handled.outcome.state.value, handled.outcome.state.is_final)
                 if handled.outcome.state is OutcomeState.WAITING_RETRY:
                     report.error = handled.outcome.detail
                     report.retry_after_s = handled.retry_after_s
@@ -196,7 +207,8 @@ def _describe_headers(headers: bytes | None, ledger_id: str, untitled: str) -> M
     return MailAbout(ledger_id, subject=untitled)
 
 
-def poll_links(settings: Settings, store: Store, jira: JiraGateway, link_name: str | None = None) -> list[PollReport]:
+def poll_links(settings: Settings, store: Store, jira: JiraGateway, link_name: str | None = None,
+               progress: Progress | None = None) -> list[PollReport]:
     """One round over every enabled link (or the one named)."""
     links = [store.link(link_name)] if link_name else [link for link in store.links() if link.enabled]
-    return [poll_mailbox(link, settings, store, jira) for link in links if link is not None]
+    return [poll_mailbox(link, settings, store, jira, progress) for link in links if link is not None]

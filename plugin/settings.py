@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -153,6 +154,17 @@ class Settings:
     google_client_secret: Secret = field(default_factory=lambda: Secret(""))
     google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"
+    log_format: str = "text"  # or "json": one JSON object a line
+    # /metrics answers a request carrying "Authorization: Bearer <this>"; without one, only loopback callers.
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    alert_to: tuple[str, ...] = ()  # admins mailed when a link starts failing and when it recovers
+    # A mail server of the service's own for alert mail; without it each link's own way of sending is used.
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int | None = None
+    alert_smtp_security: str = "starttls"
+    alert_smtp_username: str = ""
+    alert_smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    alert_from: str = ""  # From of alert mail; default: the link's own From
 
     @property
     def demo(self) -> bool:
@@ -213,7 +225,29 @@ class Settings:
             google_client_secret=Secret(read.text("GOOGLE_CLIENT_SECRET", "") or ""),
             google_authorize_url=read.url("GOOGLE_AUTHORIZE_URL") or "https://accounts.google.com/o/oauth2/v2/auth",
             google_token_url=read.url("GOOGLE_TOKEN_URL") or "https://oauth2.googleapis.com/token",
+            **_watch_settings(read),
         )
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _watch_settings(read: _Env) -> dict[str, Any]:
+    """Logging, /metrics and alert mail: how an admin watches the service."""
+    log_format = (read.text("LOG_FORMAT", "text") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"{PREFIX}LOG_FORMAT must be text or json, not {log_format!r}")
+    alert_to = tuple(a.strip() for a in (read.text("ALERT_TO", "") or "").split(",") if a.strip())
+    bad = [a for a in alert_to if "@" not in a]
+    if bad:
+        raise SettingsError(f"{PREFIX}ALERT_TO must be mail addresses separated by commas, not {bad[0]!r}")
+    security = (read.text("ALERT_SMTP_SECURITY", "starttls") or "starttls").lower()
+    if security not in ("ssl", "starttls", "none"):
+        raise SettingsError(f"{PREFIX}ALERT_SMTP_SECURITY must be ssl, starttls or none, not {security!r}")
+    port = read.number("ALERT_SMTP_PORT", 0, minimum=0, maximum=65535)
+    return {"log_format": log_format, "metrics_token": Secret(read.text("METRICS_TOKEN", "") or ""),
+            "alert_to": alert_to, "alert_smtp_host": read.text("ALERT_SMTP_HOST"),
+            "alert_smtp_port": int(port) or None, "alert_smtp_security": security,
+            "alert_smtp_username": read.text("ALERT_SMTP_USERNAME", "") or "",
+            "alert_smtp_password": Secret(read.text("ALERT_SMTP_PASSWORD", "") or ""),
+            "alert_from": read.text("ALERT_FROM", "") or ""}

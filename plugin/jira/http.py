@@ -13,6 +13,7 @@ from requests.auth import AuthBase
 
 from plugin.domain import Secret
 from plugin.errors import MailRejected, RejectReason, RetryLater
+from plugin.metrics import count_jira_call
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ class JiraHttp:
         try:
             response = self._session.request(method, self.url + path, timeout=self._timeout_s, **kwargs)
         except requests.RequestException as error:
+            count_jira_call(method, None)
             raise RetryLater(f"Jira unreachable on {what}: {type(error).__name__}", DEFAULT_RETRY_S) from None
+        count_jira_call(method, response.status_code)
         log.debug("jira %s -> %s", what, response.status_code)
         if response.status_code >= 400:
             if response.status_code in none_on:

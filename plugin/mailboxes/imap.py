@@ -115,6 +115,11 @@ class ImapMailbox:
                 RETRY_AFTER_CONFIG_S,
             )
 
+    def unlabel(self, ref: MailRef, keyword: str) -> None:
+        """Take one of our keywords off a mail: a rejected mail an admin's retry turned into Jira content."""
+        with _retry_later_on_failure(self.link, f"unlabel mail {ref.uid}"):
+            self._client.remove_flags([int(ref.uid)], [keyword])
+
     def probe(self) -> None:
         """List the folder and STORE our labels on a UID that cannot exist, which RFC 3501 6.4.8 ignores;
         PERMANENTFLAGS (RFC 3501 7.1) must allow our keywords or new ones (\\*)."""

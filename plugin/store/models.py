@@ -206,3 +206,20 @@ class ForgeInstallationRow(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     system_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     system_token_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LinkStateRow(Base):
+    """How a link's polling goes: the last rounds, the current failure, a backlog's progress, alerts sent."""
+
+    __tablename__ = "link_state"
+
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), primary_key=True)
+    last_round_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failing_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    unread: Mapped[int] = mapped_column(Integer, default=0)  # unhandled in the mailbox after the last round
+    unread_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    backlog_total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: no backlog being worked
+    backlog_done: Mapped[int] = mapped_column(Integer, default=0)
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # "failing" mail

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from plugin.link_check import check_link
+from plugin.link_status import all_statuses
 from plugin.log_query import LogQuery, page
 from plugin.replay import replay_file
 from plugin.web import current_runtime
@@ -27,6 +28,7 @@ def index() -> ResponseReturnValue:
     quarantined = [(names.get(link_id, link_id), sender, since)
                    for link_id, sender, since in runtime.store.quarantined()]
     return render_template("index.html", links=links, quarantined=quarantined, demo=runtime.settings.demo,
+                           statuses={status.link: status for status in all_statuses(runtime.store)},
                            rows=page(runtime.store, LogQuery(), offset=0, limit=10),
                            jira_url=runtime.settings.jira_url)
 
@@ -39,20 +41,6 @@ def test_link(name: str) -> ResponseReturnValue:
         abort(404)
     result = check_link(link, current_runtime())
     return render_template("link_test.html", link=link, result=result)
-
-
-@bp.post("/quarantine/release")
-@require_admin
-def release_sender() -> ResponseReturnValue:
-    runtime = current_runtime()
-    link = runtime.store.link(request.form.get("link", ""))
-    sender = request.form.get("sender", "")
-    if link and runtime.store.release(link.id, sender):
-        flash(gettext("%(sender)s released on %(link)s; their next mails are handled at the next poll",
-                      sender=sender, link=link.name))
-    else:
-        flash(gettext("%(sender)s was not quarantined", sender=sender))
-    return redirect(url_for("admin.index"))
 
 
 def upload_name(filename: str | None) -> str:

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from plugin.link_status import all_statuses
 from plugin.web import current_runtime
 from plugin.web.oauth import credential_health
 
@@ -28,10 +29,16 @@ def health() -> ResponseReturnValue:
     except SQLAlchemyError as exc:
         problems.append(f"database unavailable: {type(exc).__name__}")
     problems += runtime.link_health.problems(runtime.settings.link_failing_alert_s)
+    statuses = all_statuses(runtime.store) if links is not None else []
+    # The store holds the rounds of every process (a cron `poll` too); a link this process saw fail is said once.
+    named = {problem.split(" has failed")[0] for problem in problems}
+    problems += [problem for problem in (s.problem(runtime.settings.link_failing_alert_s) for s in statuses)
+                 if problem and problem.split(" has failed")[0] not in named]
     scheduler = current_app.extensions.get("jsm_mail_scheduler")
     # "degraded": all works now, but a credential runs out within 14 days.
     status = "failing" if problems else "degraded" if warnings else "ok"
     body = {"status": status, "problems": problems, "warnings": warnings, "demo": runtime.settings.demo,
             "database": "ok" if links is not None else "error", "links": links,
-            "scheduler": "running" if scheduler and scheduler.running else "stopped"}
+            "scheduler": "running" if scheduler and scheduler.running else "stopped",
+            "link_status": [status.as_json() for status in statuses]}
     return jsonify(body), 503 if problems else 200

@@ -1,13 +1,13 @@
 """Forge installations: each Jira site that called jsm-mail through Forge, and its latest system token.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005_link_state
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005_link_state'
 branch_labels = None
 depends_on = None
 
