@@ -11,6 +11,7 @@ from plugin.domain import InboundMail, MailKind, MailRef, Outcome, OutcomeState,
 from plugin.errors import MailRejected, RejectReason
 from plugin.handlers import HANDLERS
 from plugin.handlers.recovery import Attempt
+from plugin.parse import budget
 from plugin.parse.mail import parse_mail
 from plugin.policy import check_sender, effective_verdict
 from plugin.record import MailAbout, record
@@ -45,6 +46,11 @@ def understand(mail: InboundMail, ctx: Context) -> Route:
 
 def process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
     """Handle one mail; RetryLater and bugs pass through to the poller with the mail untouched."""
+    with budget.reading(ctx.settings.mail_time_budget_s):
+        return _process(raw, ctx, mailbox)
+
+
+def _process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
     try:
         mail = parse_mail(raw)
     except MailRejected as rejected:

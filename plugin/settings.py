@@ -138,6 +138,8 @@ class Settings:
     fault: str | None = None
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
     forge_jwks_url: str = FORGE_JWKS_URL
+    # Processor seconds one mail may take to read (parse, classify, route); past it: rejected as malformed.
+    mail_time_budget_s: float = 10.0
 
     @property
     def demo(self) -> bool:
@@ -191,6 +193,7 @@ class Settings:
             fault=read.text("FAULT"),
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,
+            mail_time_budget_s=read.number("MAIL_TIME_BUDGET_S", 10.0, minimum=0.01, whole=False),
         )
 
     def with_(self, **changes: object) -> Settings:
