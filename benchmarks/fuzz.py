@@ -1,6 +1,6 @@
 """Hostile mail through `inspect` (parse, classify, reply text, routing keys) in process: crashes, time, memory.
 
-Usage: .venv/bin/python benchmarks/fuzz.py [--cases N] [--budget S] [--memory-every K] [--seed N]
+Usage: .venv/bin/python benchmarks/fuzz.py [--cases N] [--scale F] [--budget S] [--memory-every K] [--seed N]
 Draws N cases from tests/hostile.py (real mail mutated, mails built to exhaust a reader, and the
 two spliced), reads each one as `jsm-mail inspect` does with the per-mail time budget, and prints
 the number of cases, the crashes, the slowest case, and the bounds that time and peak memory kept
@@ -9,6 +9,7 @@ over every case, each beside its goal. Exit status 1 when a goal is missed.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -73,13 +74,13 @@ def read(case: Case, folder: Path, budget_s: float, trace_memory: bool, tally: T
     tally.time_per_mb = max(tally.time_per_mb, (max(elapsed - TIME_FIXED_S, 0) / size_mb, str(case)))
 
 
-def run(cases: int, budget_s: float, memory_every: int, seed: int | None) -> Tally:
+def run(cases: int, budget_s: float, memory_every: int, seed: int | None, scale: float) -> Tally:
     tally = Tally()
     seeds = seed_mails()
 
     @settings(max_examples=cases, deadline=None, database=None, phases=[Phase.generate],
               derandomize=seed is None, suppress_health_check=list(HealthCheck))
-    @given(case=hostile_mail(seeds))
+    @given(case=hostile_mail(seeds, scale))
     def one(case: Case) -> None:
         read(case, folder, budget_s, memory_every > 0 and tally.cases % memory_every == 0, tally)
         if tally.cases % 500 == 0:
@@ -97,10 +98,16 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=DEFAULT_SECONDS, help="per-mail time budget, seconds")
     parser.add_argument("--memory-every", type=int, default=1,
                         help="trace memory on every K-th case (tracing slows reading; 0: never)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="shrink the largest hostile sizes by this factor (1: up to tens of MB per mail)")
+    parser.add_argument("--memory-limit-gb", type=float, default=8,
+                        help="address space for this process; a case past it counts as a crash (MemoryError)")
     parser.add_argument("--seed", type=int, default=None, help="a random run with this seed (default: fixed cases)")
     args = parser.parse_args()
+    limit = int(args.memory_limit_gb * 1024 * MB)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     started = time.perf_counter()
-    tally = run(args.cases, args.budget, args.memory_every, args.seed)
+    tally = run(args.cases, args.budget, args.memory_every, args.seed, args.scale)
     wall = time.perf_counter() - started
     slow_s, slow_case = tally.slowest
     per_mb, per_mb_case = tally.time_per_mb
@@ -108,7 +115,7 @@ def main() -> None:
     peak, peak_case = tally.peak_mb
     misses = [len(tally.crashes) > 0, slow_s > args.budget * 1.5, per_mb > TIME_PER_MB_GOAL_S,
               per_size > MEMORY_PER_SIZE_GOAL]
-    print(f"cases: {tally.cases} ({tally.bytes_read / MB:.0f} MB of mail, {wall:.0f} s)")
+    print(f"cases: {tally.cases} ({tally.bytes_read / MB:.0f} MB of mail, scale {args.scale:g}, {wall:.0f} s)")
     print(f"crashes: {len(tally.crashes)} (goal 0)")
     for name, trace in tally.crashes[:5]:
         print(f"  crash: {name}\n    " + trace.strip().replace("\n", "\n    "))

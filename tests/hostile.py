@@ -37,6 +37,14 @@ _HEAD = (b"From: Ann <ann@example.org>\nTo: support@example.test\nSubject: help\
          b"Message-ID: <hostile@example.org>\nDate: Tue, 1 Dec 2026 10:00:00 +0000\nMIME-Version: 1.0\n")
 
 
+def _size(draw: st.DrawFn, low: int, high: int, scale: float) -> int:
+    """A size from low to high (scaled down for short runs), mostly near low: hostile shapes are cheap
+    to try small and costly large."""
+    high = max(low, int(high * scale))
+    share = draw(st.integers(0, 1000)) / 1000
+    return int(low * (high / low) ** (share ** 3))
+
+
 def _mail(content_type: bytes, body: bytes, extra: bytes = b"", encoding: bytes = b"") -> bytes:
     cte = b"Content-Transfer-Encoding: " + encoding + b"\n" if encoding else b""
     return _HEAD + extra + b"Content-Type: " + content_type + b"\n" + cte + b"\n" + body
@@ -45,10 +53,10 @@ def _mail(content_type: bytes, body: bytes, extra: bytes = b"", encoding: bytes 
 # --- built hostile mails: each strategy draws a size and a shape, then builds the bytes ---------
 
 @st.composite
-def huge_headers(draw: st.DrawFn) -> Case:
+def huge_headers(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """Thousands of header fields, one field megabytes long, or a fold that never ends."""
     shape = draw(st.sampled_from(("many-fields", "long-field", "endless-fold", "many-addresses")))
-    count = draw(st.integers(1_000, 60_000))
+    count = _size(draw, 1_000, 60_000, scale)
     if shape == "many-fields":
         extra = b"".join(b"Received: from relay%d.example.net by mx.example.test; Tue, 1 Dec 2026\n" % i
                          for i in range(count))
@@ -62,9 +70,9 @@ def huge_headers(draw: st.DrawFn) -> Case:
 
 
 @st.composite
-def many_parts(draw: st.DrawFn) -> Case:
+def many_parts(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """A multipart with up to 20,000 parts, flat or in alternatives, text or files."""
-    count = draw(st.integers(100, 20_000))
+    count = _size(draw, 100, 20_000, scale)
     kind = draw(st.sampled_from((b"text/plain", b"text/html", b"application/octet-stream", b"image/png")))
     subtype = draw(st.sampled_from((b"mixed", b"alternative", b"related", b"digest")))
     part = b"--b\nContent-Type: " + kind + b"\n\n<p>part</p>\n"
@@ -73,9 +81,9 @@ def many_parts(draw: st.DrawFn) -> Case:
 
 
 @st.composite
-def deep_nesting(draw: st.DrawFn) -> Case:
+def deep_nesting(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """Multiparts or attached mails nested thousands deep."""
-    depth = draw(st.integers(50, 5_000))
+    depth = _size(draw, 50, 5_000, scale)
     shape = draw(st.sampled_from(("multipart", "rfc822", "rfc822-base64")))
     if shape == "multipart":
         opening = b"".join(b'--b%d\nContent-Type: multipart/mixed; boundary="b%d"\n\n' % (i, i + 1)
@@ -84,7 +92,7 @@ def deep_nesting(draw: st.DrawFn) -> Case:
         body = opening + b"--b%d\nContent-Type: text/plain\n\ndeep\n" % depth + closing
         return Case(f"multiparts nested {depth} deep", _mail(b'multipart/mixed; boundary="b0"', body))
     inner = b"From: x@example.org\nSubject: inner\n\ndeep\n"
-    levels = depth if shape == "rfc822" else min(depth, 60)  # base64 grows by a third per level
+    levels = depth if shape == "rfc822" else min(depth, 12)  # base64 grows by a third per level
     for _ in range(levels):
         if shape == "rfc822":
             inner = b"From: x@example.org\nContent-Type: message/rfc822\n\n" + inner
@@ -95,9 +103,9 @@ def deep_nesting(draw: st.DrawFn) -> Case:
 
 
 @st.composite
-def endless_encoded_words(draw: st.DrawFn) -> Case:
+def endless_encoded_words(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """Subjects, names and file names made of tens of thousands of RFC 2047 encoded words."""
-    count = draw(st.integers(1_000, 100_000))
+    count = _size(draw, 1_000, 100_000, scale)
     word = draw(st.sampled_from((b"=?utf-8?B?44GC?=", b"=?iso-2022-jp?B?GyRCJDAbKEI=?=", b"=?utf-8?Q?=E3=81=82?=",
                                  b"=?x-unknown?Q?a?=", b"=?utf-8?B?####?=", b"=?", b"=?utf-8?Q?")))
     where = draw(st.sampled_from(("subject", "from", "filename")))
@@ -115,9 +123,9 @@ def endless_encoded_words(draw: st.DrawFn) -> Case:
 
 
 @st.composite
-def binary_junk(draw: st.DrawFn) -> Case:
+def binary_junk(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """NUL bytes and invalid UTF-8 in headers and bodies, declared as UTF-8, as nothing, or as something else."""
-    size = draw(st.integers(1_000, 3_000_000))
+    size = _size(draw, 1_000, 3_000_000, scale)
     seed = draw(st.binary(min_size=1, max_size=64))
     junk = (seed * (size // len(seed) + 1))[:size]
     charset = draw(st.sampled_from((b"utf-8", b"", b"iso-2022-jp", b"shift_jis", b"utf-16", b"x-bogus")))
@@ -132,17 +140,17 @@ def binary_junk(draw: st.DrawFn) -> Case:
 
 
 @st.composite
-def base64_bombs(draw: st.DrawFn) -> Case:
+def base64_bombs(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """Large base64 bodies: zeros, broken padding, text parts that decode to megabytes, one line of base64."""
-    megabytes = draw(st.integers(1, 24))
+    size = _size(draw, 65_536, 24 * 1024 * 1024, scale)
     shape = draw(st.sampled_from(("zeros-file", "text-body", "one-line", "bad-padding", "html-body")))
-    raw = b"\x00" * (megabytes * 1024 * 1024) if shape != "html-body" else b"<div>" * (megabytes * 200_000)
+    raw = b"\x00" * size if shape != "html-body" else b"<div>" * (size // 5)
     encoded = base64.b64encode(raw) if shape == "one-line" else base64.encodebytes(raw)
     if shape == "bad-padding":
         encoded = encoded.replace(b"\n", b"=\n", 1000)
     ctype = (b"application/octet-stream; name=zeros.bin" if shape == "zeros-file"
              else b"text/html" if shape == "html-body" else b"text/plain; charset=utf-8")
-    return Case(f"base64 {shape} of {megabytes} MB", _mail(ctype, encoded, encoding=b"base64"))
+    return Case(f"base64 {shape} of {size:,} bytes", _mail(ctype, encoded, encoding=b"base64"))
 
 
 _HTML_SHAPES: dict[str, Callable[[int], bytes]] = {
@@ -163,10 +171,10 @@ _HTML_SHAPES: dict[str, Callable[[int], bytes]] = {
 
 
 @st.composite
-def pathological_html(draw: st.DrawFn) -> Case:
+def pathological_html(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """HTML bodies that nest, never close, or repeat what the quote reader looks for."""
     name = draw(st.sampled_from(sorted(_HTML_SHAPES)))
-    count = draw(st.integers(1_000, 200_000))
+    count = _size(draw, 1_000, 200_000, scale)
     alternative = draw(st.booleans())
     html = b"<html><body>" + _HTML_SHAPES[name](count)
     if alternative:
@@ -193,19 +201,19 @@ _TEXT_SHAPES: dict[str, bytes] = {
 
 
 @st.composite
-def pathological_text(draw: st.DrawFn) -> Case:
+def pathological_text(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """Plain-text bodies that repeat what the quote, signature and bounce readers look for."""
     name = draw(st.sampled_from(sorted(_TEXT_SHAPES)))
-    count = draw(st.integers(1_000, 200_000))
+    count = _size(draw, 1_000, 200_000, scale)
     flowed = name == "flowed text"
     ctype = b"text/plain; charset=utf-8" + (b"; format=flowed" if flowed else b"")
     return Case(f"text {name} x{count}", _mail(ctype, b"Hello, please help.\n\n" + _TEXT_SHAPES[name] * count))
 
 
 @st.composite
-def long_blank_lines(draw: st.DrawFn) -> Case:
+def long_blank_lines(draw: st.DrawFn, scale: float = 1.0) -> Case:
     """Lines of megabytes of spaces and tabs, in a header, a body, or between parts."""
-    size = draw(st.integers(10_000, 8_000_000))
+    size = _size(draw, 10_000, 8_000_000, scale)
     unit = draw(st.sampled_from((b" ", b"\t", b" \t", b"\t \r")))
     blanks = (unit * (size // len(unit) + 1))[:size]
     where = draw(st.sampled_from(("body", "header", "boundary", "html")))
@@ -219,8 +227,11 @@ def long_blank_lines(draw: st.DrawFn) -> Case:
     return Case(f"{where} of {size} blanks {unit!r}", _mail(ctype, b"hi" + blanks + b"x\n" + blanks))
 
 
-HOSTILE = st.one_of(huge_headers(), many_parts(), deep_nesting(), endless_encoded_words(), binary_junk(),
-                    base64_bombs(), pathological_html(), pathological_text(), long_blank_lines())
+def built_hostile(scale: float = 1.0) -> st.SearchStrategy[Case]:
+    """Every shape of built hostile mail; scale shrinks the largest sizes for short runs."""
+    return st.one_of(*(shape(scale=scale) for shape in (
+        huge_headers, many_parts, deep_nesting, endless_encoded_words, binary_junk, base64_bombs,
+        pathological_html, pathological_text, long_blank_lines)))
 
 
 def _mutated(path: Path, mutations: list[Mutation]) -> Case:
@@ -231,10 +242,10 @@ def _mutated(path: Path, mutations: list[Mutation]) -> Case:
 
 
 @st.composite
-def grafted(draw: st.DrawFn, seeds: list[Path]) -> Case:
+def grafted(draw: st.DrawFn, seeds: list[Path], scale: float = 1.0) -> Case:
     """A real mail with a hostile mail's header or body spliced into it."""
     path = draw(st.sampled_from(seeds))
-    hostile = draw(HOSTILE)
+    hostile = draw(built_hostile(scale))
     data = path.read_bytes()
     cut = data.find(b"\n\n")
     cut = len(data) if cut < 0 else cut + 1
@@ -243,8 +254,8 @@ def grafted(draw: st.DrawFn, seeds: list[Path]) -> Case:
     return Case(f"{path.parent.name}/{path.name} with {hostile.name}", spliced)
 
 
-def hostile_mail(seeds: list[Path] | None = None) -> st.SearchStrategy[Case]:
+def hostile_mail(seeds: list[Path] | None = None, scale: float = 1.0) -> st.SearchStrategy[Case]:
     """Real mail mutated, built hostile mail, and the two spliced together, in equal shares."""
     seeds = seeds if seeds is not None else seed_mails()
     mutated = st.builds(_mutated, st.sampled_from(seeds), st.lists(MUTATIONS, min_size=1, max_size=3))
-    return st.one_of(mutated, HOSTILE, grafted(seeds))
+    return st.one_of(mutated, built_hostile(scale), grafted(seeds, scale))

@@ -215,6 +215,9 @@ class _TextBuilder:
             self.lines.append(empty)
 
     def _flush(self, force: bool = False) -> None:
+        if not self.line and not force:  # tag soup breaks lines thousands of times with nothing on them
+            self.prefix = ""
+            return
         text = self.line if self.pre else self.line.strip()
         quote = self._quote_prefix()
         if text.strip():
