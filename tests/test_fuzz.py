@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from plugin.domain import OutcomeState
-from plugin.errors import RejectReason
+from plugin.errors import MailRejected, RejectReason
 from plugin.inspect import inspect_file
 from plugin.parse import budget
 from plugin.parse.mail import parse_bytes
@@ -82,7 +82,7 @@ def test_a_mail_of_more_parts_than_the_limit_is_malformed_and_says_so():
     part = "--b\nContent-Type: text/plain\n\nx\n"
     data = _mail_with("").replace(b"\n\n", b'\nContent-Type: multipart/mixed; boundary="b"\n\n', 1)
 
-    with pytest.raises(budget.MailRejected) as rejected:
+    with pytest.raises(MailRejected) as rejected:
         parse_bytes(data + (part * (MAX_PARTS + 1) + "--b--\n").encode())
     parse_bytes(data + (part * MAX_PARTS + "--b--\n").encode())
 
