@@ -279,7 +279,8 @@ class _Notice:
         first_offset: dict[str, int] = {}
         offset = 0
         for index, line in enumerate(lines):
-            budget.check()
+            if not index % 1024:  # lines here are cheap; the budget is looked at every so many
+                budget.check()
             for match in _ADDRESS.finditer(line):
                 for key in (match.group().lower(), match.group().lower().strip(".")):
                     first_line.setdefault(key, index)
