@@ -9,6 +9,8 @@ from plugin.domain import Address, InboundMail, MailKind, MailRef, Verdict
 from plugin.errors import MailRejected
 from plugin.mapping.request import description_from
 from plugin.mapping.summary import summary_from
+from plugin.parse import budget
+from plugin.parse.budget import TookTooLong
 from plugin.parse.mail import parse_bytes
 from plugin.reply.text import reply_text
 from plugin.route.rules import issue_keys_in
@@ -60,14 +62,24 @@ def _invalid_json(file: str, reason: str) -> dict[str, Any]:
             "charset_repaired": False}
 
 
-def inspect_file(path: Path) -> dict[str, Any]:
+def inspect_file(path: Path, time_budget_s: float | None = budget.DEFAULT_SECONDS) -> dict[str, Any]:
     """Parse and classify one file; never raises for a bad mail (its kind is then `invalid`)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         return _invalid_json(str(path), f"unreadable: {exc.strerror}")
     try:
+        with budget.reading(time_budget_s):
+            return _inspect(path, data)
+    except TookTooLong as slow:
+        return _invalid_json(str(path), f"{slow.reason.value}: {slow.detail}")
+
+
+def _inspect(path: Path, data: bytes) -> dict[str, Any]:
+    try:
         mail = parse_bytes(data, MailRef(link_id=0, uid=path.name, size_bytes=len(data)))
+    except TookTooLong:
+        raise
     except MailRejected as rejected:
         return _invalid_json(str(path), rejected.reason.value)
     verdict = classify(mail)

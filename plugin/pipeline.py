@@ -12,6 +12,7 @@ from plugin.errors import MailRejected, RejectReason
 from plugin.handlers import HANDLERS
 from plugin.handlers.recovery import Attempt
 from plugin.link_test_mail import recognised_test_mail
+from plugin.parse import budget
 from plugin.parse.mail import parse_mail
 from plugin.policy import check_sender, effective_verdict
 from plugin.record import MailAbout, record
@@ -46,6 +47,11 @@ def understand(mail: InboundMail, ctx: Context) -> Route:
 
 def process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
     """Handle one mail; RetryLater and bugs pass through to the poller with the mail untouched."""
+    with budget.reading(ctx.settings.mail_time_budget_s):
+        return _process(raw, ctx, mailbox)
+
+
+def _process(raw: RawMail, ctx: Context, mailbox: Labeller) -> Handled:
     try:
         mail = parse_mail(raw)
     except MailRejected as rejected:

@@ -165,6 +165,8 @@ class Settings:
     alert_smtp_username: str = ""
     alert_smtp_password: Secret = field(default_factory=lambda: Secret(""))
     alert_from: str = ""  # From of alert mail; default: the link's own From
+    # Processor seconds one mail may take to read (parse, classify, route); past it: rejected as malformed.
+    mail_time_budget_s: float = 10.0
 
     @property
     def demo(self) -> bool:
@@ -226,6 +228,7 @@ class Settings:
             google_authorize_url=read.url("GOOGLE_AUTHORIZE_URL") or "https://accounts.google.com/o/oauth2/v2/auth",
             google_token_url=read.url("GOOGLE_TOKEN_URL") or "https://oauth2.googleapis.com/token",
             **_watch_settings(read),
+            mail_time_budget_s=read.number("MAIL_TIME_BUDGET_S", 10.0, minimum=0.01, whole=False),
         )
 
     def with_(self, **changes: object) -> Settings:

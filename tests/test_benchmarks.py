@@ -46,3 +46,29 @@ def test_arrival_benchmark_prints_latency_with_and_without_idle_and_idle_cpu():
     assert re.search(r"^polling every +2 s, no IDLE: median +\d+\.\d\d s, p90 +\d+\.\d\d s$", done.stdout, re.M)
     assert re.search(r"^serve's CPU over 1 s without mail, watcher idling: \d+\.\d\d% of a core +"
                      r"goal: < 1% of a core$", done.stdout, re.M)
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "JSM_MAIL_SHARED_DIR": str(SHARED_DIR)}
+    return subprocess.run([sys.executable, str(REPO_DIR / "benchmarks" / name), *args], env=env,
+                          cwd=REPO_DIR.parent, capture_output=True, text=True, timeout=300)
+
+
+def test_fuzz_benchmark_reports_crashes_time_and_memory_beside_their_goals():
+    done = run_script("fuzz.py", "--cases", "20", "--scale", "0.01")
+
+    assert done.returncode in (0, 1), done.stderr  # 1: a goal missed on a loaded machine, still a report
+    assert re.search(r"^cases: 20 \(", done.stdout, re.M)
+    assert re.search(r"^crashes: 0 \(goal 0\)$", done.stdout, re.M)
+    assert re.search(r"^slowest case: \d+\.\d\d s \(goal <= 10 s budget", done.stdout, re.M)
+    assert re.search(r"^time per mail bound: .* s/MB \(goal <= 1 s/MB\)", done.stdout, re.M)
+    assert re.search(r"^peak memory per mail bound: 16 MB \+ \d+\.\dx size \(goal <= 12x\)", done.stdout, re.M)
+
+
+def test_intake_benchmark_compares_poll_with_the_minimal_loop():
+    done = run_script("intake.py", "--mails", "3")
+
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # 2 would be a wrong result
+    for phase in ("new mails", "replies"):
+        assert re.search(rf"^{phase}: jsm-mail +\d+ mails/min, \d\.\d\d Jira calls/mail; baseline +\d+ mails/min, "
+                         r"2\.00 calls/mail; wall time \d+\.\d\dx the baseline \(goal <= 1\.3x\)$", done.stdout, re.M)

@@ -13,6 +13,7 @@ from flufl.bounce import all_failures
 
 from plugin.classify.bounce_formats import inline_dsn_blocks, recipient_lines, sentence_recipients
 from plugin.domain import BounceRecipient, BounceReport
+from plugin.parse import budget
 from plugin.parse.charsets import decode_text
 from plugin.parse.html_text import html_to_text
 
@@ -278,6 +279,8 @@ class _Notice:
         first_offset: dict[str, int] = {}
         offset = 0
         for index, line in enumerate(lines):
+            if not index % 1024:  # lines here are cheap; the budget is looked at every so many
+                budget.check()
             for match in _ADDRESS.finditer(line):
                 for key in (match.group().lower(), match.group().lower().strip(".")):
                     first_line.setdefault(key, index)
@@ -340,6 +343,7 @@ def _scan_text(text: str, exclude: set[str]) -> list[str]:
     """Addresses the notice names as recipients, in order, without senders or daemons."""
     found: dict[str, str] = {}
     for line in text.split("\n"):
+        budget.check()
         if _NOT_RECIPIENT_LINE.search(line) or re.search(r"https?://", line):
             continue
         for address in _ADDRESS.findall(line):

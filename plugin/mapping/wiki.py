@@ -8,8 +8,9 @@ JIRA_TEXT_FIELD_LIMIT = 32_767  # Jira rejects longer text fields
 _URL = re.compile(r"(?:https?|ftp|mailto):[^\s<>\"]+", re.IGNORECASE)
 # Characters that start markup anywhere in a line: text effects, links, macros, tables, images.
 _INLINE = re.compile(r"([\\{}\[\]*_+^~|!]|\?(?=\?))")
-# Numbered and bulleted lists only count at the start of a line.
-_LINE_START = re.compile(r"^(\s*)([#-])", re.MULTILINE)
+# Numbered and bulleted lists only count at the start of a line. The indent is whitespace within
+# the line: a run across line breaks would make each blank line rescan all the blank lines below it.
+_LINE_START = re.compile(r"^([^\S\n]*)([#-])", re.MULTILINE)
 # "-word-" is strikethrough: escape a dash that opens or closes a word.
 _DASH_EDGE = re.compile(r"(?<![\w-])-(?=\S)|(?<=\S)-(?![\w-])")
 

@@ -10,6 +10,8 @@ from functools import cache
 
 import charset_normalizer
 
+from plugin.parse import budget
+
 # Codec names of our own decoders, for the Microsoft supersets Python lacks.
 ISO2022JP = "x-iso-2022-jp-ms"  # CP50220/50221: JIS X 0208 plus NEC row 13 and IBM rows 89-92
 EUCJP = "x-euc-jp-ms"  # CP51932 / eucJP-ms, then EUC-JIS-2004
@@ -247,6 +249,7 @@ def decode_words(value: str) -> Decoded:
     pending: list[tuple[str, bytes]] = []  # adjacent encoded-words not yet decoded
     position = 0
     for match in ENCODED_WORD.finditer(value):
+        budget.check()
         gap = value[position:match.start()]
         # RFC 2047 section 6.2: whitespace between adjacent encoded-words is not displayed.
         if gap and not (pending and gap.isspace()):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from email.message import Message
 
 from plugin.domain import Address
+from plugin.parse import budget
 from plugin.parse.charsets import decode_header_bytes, decode_words
 
 FOLDED_LINE_BREAK = re.compile(r"\r?\n(?=[ \t])")
@@ -80,6 +81,7 @@ def _address_list(value: str) -> list[tuple[str, str]]:
         if kind == "special" and text == ":" and not any(k == "angle" for k, _ in chunk):
             chunk = []  # RFC 5322 group: its display name is not a mailbox
         elif kind == "special":
+            budget.check()
             if chunk:
                 pairs.append(_mailbox(chunk))
             chunk = []

@@ -8,6 +8,8 @@ from enum import Enum
 
 from lxml import etree
 
+from plugin.parse import budget
+
 _HIDDEN = frozenset(("script", "style", "head", "title", "template", "xml", "svg", "noscript"))
 _PARAGRAPH = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre",
                         "dl", "hr", "address", "figure", "center"))
@@ -30,6 +32,8 @@ _MAX_HTML_CHARS = 1_000_000
 _MAX_QUOTE_MARKS = 10
 # Characters that libxml2 refuses in text (XML 1.0 section 2.2); mail has them as junk.
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# The markup goes to libxml2 in pieces of this many characters, with the time budget checked between.
+_CHUNK_CHARS = 65_536
 
 
 class Element(Enum):
@@ -80,6 +84,7 @@ class _TextBuilder:
         self.cells = 0
 
     def start(self, tag: str, attributes: Mapping[str, str]) -> None:
+        budget.check()
         if self.stopped:
             return
         if self.skipping:
@@ -210,6 +215,9 @@ class _TextBuilder:
             self.lines.append(empty)
 
     def _flush(self, force: bool = False) -> None:
+        if not self.line and not force:  # tag soup breaks lines thousands of times with nothing on them
+            self.prefix = ""
+            return
         text = self.line if self.pre else self.line.strip()
         quote = self._quote_prefix()
         if text.strip():
@@ -242,7 +250,9 @@ def read_html(html: str, *, rich: bool = True, quote_marks: bool = False,
         return builder.close()
     parser = etree.HTMLParser(target=builder, recover=True, huge_tree=True, no_network=True)
     try:
-        parser.feed(markup)
+        for start in range(0, len(markup), _CHUNK_CHARS):
+            budget.check()
+            parser.feed(markup[start:start + _CHUNK_CHARS])
         read: HtmlText = parser.close()
     except etree.LxmlError:  # recover=True reads any tag soup; this is a last resort
         return builder.close()

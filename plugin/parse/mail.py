@@ -11,6 +11,7 @@ from email.message import Message
 
 from plugin.domain import Address, Attachment, InboundMail, MailRef, RawMail, ThreadHeaders
 from plugin.errors import MailRejected, RejectReason
+from plugin.parse import budget
 from plugin.parse.charsets import (
     ENCODED_WORD,
     Decoded,
@@ -151,6 +152,7 @@ def _first_charset(part: Part) -> str | None:
 
 def _walk(part: Part, found: _Found, parent_type: str = "") -> None:
     """Collect body text in order and every other leaf as an attachment."""
+    budget.check()
     if part.children and part.message.get_content_type() == "multipart/alternative":
         _walk_alternative(part, found)
     elif part.children:

@@ -4,14 +4,20 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from plugin.errors import MailRejected, RejectReason
+from plugin.parse import budget
 from plugin.parse.charsets import decode_base64
 
 _MAX_DEPTH = 40  # deeper MIME nesting is an attack, not a mail; the rest stays one opaque part
+# No mail client writes this many parts; each costs memory and a Jira attachment.
+MAX_PARTS = 1_000
+_PARTS_SEEN: ContextVar[list[int]] = ContextVar("mime_parts_seen")
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[ \t]")  # as email.feedparser reads them
 # Fields a header section of a real mail has; a line naming one confirms that a header block goes on.
 _KNOWN_FIELD = re.compile(
@@ -52,8 +58,13 @@ class HeaderSection:
 
 
 def parse_mail_entity(data: bytes) -> Part:
-    """The top-level entity of a mail, its header section read tolerantly (see read_header_section)."""
-    return parse_entity(data, 0, section=read_header_section(data))
+    """The top-level entity of a mail, its header section read tolerantly (see read_header_section);
+    raises MailRejected(MALFORMED) for a mail of more than MAX_PARTS parts."""
+    token = _PARTS_SEEN.set([0])
+    try:
+        return parse_entity(data, 0, section=read_header_section(data))
+    finally:
+        _PARTS_SEEN.reset(token)
 
 
 def parse_entity(data: bytes, depth: int, default_type: str = "text/plain",
@@ -217,6 +228,7 @@ def _children(segments: list[tuple[bytes, bool]], index: int, depth: int, child_
     boundary (seen in spam) takes the parts up to the next close delimiter as its own."""
     children = []
     while index < len(segments):
+        _count_part()
         chunk, closed = segments[index]
         index += 1
         child = parse_entity(chunk, depth + 1, child_type)
@@ -228,6 +240,17 @@ def _children(segments: list[tuple[bytes, bool]], index: int, depth: int, child_
         if closed:
             break
     return children, index
+
+
+def _count_part() -> None:
+    budget.check()
+    seen = _PARTS_SEEN.get(None)
+    if seen is None:
+        return
+    seen[0] += 1
+    if seen[0] > MAX_PARTS:
+        raise MailRejected(RejectReason.MALFORMED, f"this mail has more than {MAX_PARTS:,} MIME parts; "
+                           "no mail program writes so many, so it is not read")
 
 
 def _reuses_boundary(message: Message, boundary: bytes, depth: int) -> bool:

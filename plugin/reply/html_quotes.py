@@ -33,6 +33,8 @@ class _Candidate(Enum):
 
 def _client_element(tag: str, values: Mapping[str, str]) -> Element | _Candidate | None:
     """What a mail client's element means for the reply: a signature, history, or maybe history."""
+    if not values:
+        return None
     ids = {values.get("id", "").removeprefix("x_")}
     classes = {c.removeprefix("x_") for c in values.get("class", "").split()}
     if ids & _SIGNATURE_IDS or classes & _SIGNATURE_CLASSES:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from plugin.parse import budget
 from plugin.reply import patterns as qp
 from plugin.reply.html_quotes import visible_text_before_history
 
@@ -58,6 +59,9 @@ def reply_from_text(text: str) -> str:
 def _probe(line: str) -> str:
     """The line as the attribution rules read it: Zoho's "---- On ... wrote ----" frame taken off
     and a colon added to an attribution that lost it ("On ... Bob wrote")."""
+    budget.check()
+    if len(line) > _MAX_ATTRIBUTION_CHARS:
+        return line  # no attribution is this long; the searches below would cost a pass per verb
     framed = qp.FRAMED_LINE.match(line)
     if framed and qp.ATTRIBUTION_START.match(framed["inner"]):
         return framed["inner"].rstrip().rstrip(":：") + ":"
@@ -241,6 +245,7 @@ def _line_kinds(lines: list[str]) -> list[_Kind]:
     for i, line in enumerate(lines):
         if kinds[i] is not _Kind.TEXT:
             continue
+        budget.check()
         # A lone "From: bob@example.com" above the quote is an attribution too (Hotmail, AOL).
         if (qp.FROM_LINE.match(line) and _quote_follows(lines, i)) or _attribution_left_behind(lines, i):
             kinds[i] = _Kind.ATTRIBUTION
