@@ -124,6 +124,7 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
         handled = process(raw, ctx, mailbox)
     except RetryLater as outage:
         log.warning("waiting-retry link=%s uid=%s: %s", link.name, ref.uid, outage.detail)
+        ctx.store.log_error(link.name, None, outage)  # one row per outage: repeats count on it
         outcome = Outcome(OutcomeState.WAITING_RETRY, detail=f"{outage.detail}; retried at the next poll")
         about = _describe(raw)
         record_waiting(ctx, about, outcome)
