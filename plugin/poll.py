@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
-from plugin.errors import MailRejected, RejectReason, RetryLater
+from plugin.errors import MailGone, MailRejected, RejectReason, RetryLater
 from plugin.jira.gateway import JiraGateway
 from plugin.mailboxes import Mailbox, open_mailbox
 from plugin.outbound.outbox import OutboundReport, run_outbound
@@ -119,7 +119,11 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     link = ctx.link
     if ref.size_bytes is not None and ref.size_bytes > link.max_size_bytes:
         return _reject_too_large(mailbox, ref, ctx)
-    raw = mailbox.fetch(ref)
+    try:
+        raw = mailbox.fetch(ref)
+    except MailGone as gone:  # a person deleted or moved it after it was listed: nothing left to handle
+        log.info("skipped link=%s uid=%s: %s", link.name, ref.uid, gone.detail)
+        return None
     try:
         handled = process(raw, ctx, mailbox)
     except RetryLater as outage:

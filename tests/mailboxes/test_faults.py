@@ -165,6 +165,8 @@ def test_mail_expunged_by_a_person_between_search_and_fetch_is_skipped_and_the_r
     assert "mailbox not reached" not in result.stdout
     assert in_jira(fake_jira) == dict.fromkeys(tokens[1:], 1)  # the deleted one is not made from a stale copy
     assert all_labelled(mail_account) and len(mail_account.messages()) == 2
+    assert "internal error" not in result.stderr and service.store.error_log() == []
+    assert "skipped link=test uid=1: mail 1 is no longer in INBOX" in result.stderr
 
 
 def test_dovecot_restarted_during_a_poll(service, env, fake_jira, own_dovecot):
