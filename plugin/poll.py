@@ -127,6 +127,8 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     try:
         handled = process(raw, ctx, mailbox)
     except RetryLater as outage:
+        if _finished(ctx, raw):
+            raise  # Jira and the log have it; only its label waits for the mailbox, at the next round
         log.warning("waiting-retry link=%s uid=%s: %s", link.name, ref.uid, outage.detail)
         ctx.store.log_error(link.name, None, outage)  # one row per outage: repeats count on it
         outcome = Outcome(OutcomeState.WAITING_RETRY, detail=f"{outage.detail}; retried at the next poll")
@@ -143,6 +145,12 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     log.info("%s link=%s message_id=%s issue=%s reason=%s", outcome.state.value, link.name,
              handled.about.message_id, outcome.issue_key, outcome.reason)
     return handled
+
+
+def _finished(ctx: Context, raw: RawMail) -> bool:
+    """Whether the ledger holds this mail's final outcome (recorded before its label was refused)."""
+    entry = ctx.store.ledger_entry(ctx.link.id, _describe(raw).ledger_id)
+    return entry is not None and entry.finished
 
 
 def _record_bug(ctx: Context, raw: RawMail, bug: Exception) -> None:

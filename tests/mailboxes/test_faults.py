@@ -109,14 +109,15 @@ def test_connection_cut_while_labelling_labels_later_without_a_second_request(
 
     assert imap_proxy.done == [b"STORE"]
     assert len(fake_jira.requests) == 1 and not any(f for _, f, _ in mail_account.messages())
-    assert first.error and "label mail 1" in first.error
+    assert first.unreachable and "could not label mail 1" in (first.error or "")
+    assert first.outcomes == {}  # the round ended at the lost connection
 
     service.poll()
 
     assert_once(fake_jira, tokens) and all_labelled(mail_account)
-    log = [(e.outcome, e.detail) for e in service.log()]
-    assert [o for o, _ in log].count("created") == 3
-    assert sum("handled before; labelled now" in (d or "") for _, d in log) <= 1
+    assert [e.outcome for e in service.log()] == ["created"] * 3  # no "waiting-retry" row after "created"
+    [error] = service.store.error_log()
+    assert "could not label mail 1" in error.summary and "lost" in error.summary
 
 
 def test_uidvalidity_change_neither_skips_nor_repeats_mail(service, mail_account, fake_jira):
