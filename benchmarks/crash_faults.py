@@ -39,7 +39,8 @@ def main() -> int:
                                      "tests/test_crash_anywhere.py", "-k", "killed"], cwd=ROOT, env=env,
                                     capture_output=True, text=True, check=False)
             if result.returncode != 0 or not report.is_file():
-                print(f"run {run}: FAILED\n{result.stdout[-3000:]}")
+                why = [line for line in result.stdout.splitlines() if line.startswith(("E ", "FAILED", "ERROR"))]
+                print(f"run {run}: FAILED\n" + "\n".join(why[:40]))
                 failed = True
                 continue
             figures = json.loads(report.read_text())
