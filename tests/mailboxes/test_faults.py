@@ -223,6 +223,23 @@ def test_read_only_folder_is_a_clear_error_before_any_mail_reaches_jira(
     assert_once(fake_jira, tokens) and all_labelled(mail_account)
 
 
+def test_keywords_refused_by_acl_each_mail_once_in_jira_and_a_clear_error(service, env, fake_jira, acl_dovecot):
+    account = dovecot_fake.MailAccount(acl_dovecot, "acl@example.test", acl_dovecot.password_for("acl@example.test"))
+    tokens = fill(account, 3, big=False)
+    service.relink(host=acl_dovecot.host, port=acl_dovecot.imap_port, username=account.username,
+                   password=Secret(account.password))
+
+    rounds = [jsm_mail(env, "poll", "--once") for _ in range(4)]
+
+    # Dovecot keeps \Seen and drops the keyword without an error (RFC 4314 4); the mail is in Jira by then.
+    assert [r.returncode for r in rounds] == [EXIT_MAILBOX_UNREACHABLE] * 3 + [0]
+    assert all("did not keep the label jsm-processed" in r.stdout for r in rounds[:3])
+    assert_once(fake_jira, tokens)
+    assert [f for _, f, _ in account.messages()] == [{SEEN}] * 3  # read, so never listed again
+    [error] = service.store.error_log()
+    assert "did not keep the label jsm-processed" in error.summary and error.count == 3
+
+
 # ----------------------------------------------------------------------------------------------- POP3
 
 
@@ -267,14 +284,29 @@ def test_pop3_cut_before_quit_keeps_the_mail_and_creates_nothing_twice(service, 
 @pytest.fixture
 def own_dovecot() -> Iterator[tuple[dovecot_fake.DovecotServer, Callable[[], None]]]:
     """A Dovecot of this test alone, so that it can be restarted; (server, restart)."""
+    yield from _own_dovecot("")
+
+
+@pytest.fixture
+def acl_dovecot() -> Iterator[dovecot_fake.DovecotServer]:
+    """A Dovecot whose INBOX owners may look, read, mark read and add mail, but store no other flag
+    or keyword (RFC 4314 rights "lrsi", no "w")."""
+    yield from (server for server, _ in _own_dovecot("mail_plugins = acl\nplugin {{\n  acl = vfile:{root}/acl\n}}\n",
+                                                      acl="INBOX owner lrsi\n"))
+
+
+def _own_dovecot(extra: str, acl: str = "") -> Iterator[tuple[dovecot_fake.DovecotServer, Callable[[], None]]]:
     binary = shutil.which("dovecot", path=dovecot_fake.SEARCH_PATH)
     assert binary is not None
     root = dovecot_fake._make_root(dovecot_fake.openssl_path())
     ports = dovecot_fake._free_ports(4)
-    secret = "restart-secret"
+    secret = "own-secret"
     server = dovecot_fake.DovecotServer(root, dovecot_fake.HOST, *ports, cafile=str(root / "cert.pem"),
                                         password_secret=secret)
     conf = dovecot_fake._write_config(root, ports, secret, "http://127.0.0.1:9/introspect")
+    (root / "acl").write_text(acl)
+    with conf.open("a") as config:
+        config.write(extra.format(root=root))
     running: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
