@@ -140,3 +140,22 @@ def test_jira_down_then_back(service, mail_account, fake_jira, settings):
     [outage] = service.store.error_log()
     assert "Jira unreachable" in outage.summary and "ConnectionError" in outage.summary and outage.count == 5
     assert waiting_rows(service) == 1
+
+
+def test_more_answered_requests_than_one_look_reads_are_all_mailed(sending, mail_account, fake_jira, smtp_sink,
+                                                                   monkeypatch):
+    # A look reads at most MAX_REQUESTS_PER_LOOK updated requests; made small so a few mails exceed it.
+    monkeypatch.setattr("plugin.outbound.outbox.MAX_REQUESTS_PER_LOOK", 5)
+    sending.relink(max_mails_per_minute=100)
+    fill(mail_account)
+    sending.poll()
+    for n, request in enumerate(fake_jira.requests):
+        fake_jira.add_agent_comment(request.key, f"On its way: answ{n:03d}.")
+        time.sleep(0.002)  # Jira stamps updates to the millisecond; agents do not answer twenty in one
+
+    for _ in range(MAILS // 5 + 1):
+        sending.poll()
+
+    mailed = Counter(word.rstrip(".") for m in smtp_sink.messages
+                     for word in m.message.get_body(("plain",)).get_content().split() if word.startswith("answ0"))
+    assert mailed == {f"answ{n:03d}": 1 for n in range(MAILS)}

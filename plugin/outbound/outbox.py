@@ -89,7 +89,9 @@ class Outbound:
             for comment in self.jira.comments_since(issue.key, floor):
                 queued += self.consider(link, comment, "poll") == "queued"
         full = len(issues) >= MAX_REQUESTS_PER_LOOK
-        self.outbox.move_cursor(link.id, max(since, issues[-1].updated if full else started))
+        # A full look goes on next round from its last request, past the overlap: otherwise more than a look's
+        # worth of requests updated within LOOK_OVERLAP would be read again and again, and the rest never.
+        self.outbox.move_cursor(link.id, max(since, issues[-1].updated + LOOK_OVERLAP if full else started))
         return queued
 
     # Send ----------------------------------------------------------------------------------
