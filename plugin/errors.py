@@ -32,3 +32,7 @@ class RetryLater(Exception):
         super().__init__(detail)
         self.detail = detail
         self.after_s = after_s
+
+
+class MailGone(RetryLater):
+    """The mail left the mailbox (another client moved or deleted it) after it was listed: nothing to handle."""

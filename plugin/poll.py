@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from plugin.alerts import alert_if_due
 from plugin.context import Context
 from plugin.domain import Link, MailProtocol, MailRef, Outcome, OutcomeState, RawMail
-from plugin.errors import MailRejected, RejectReason, RetryLater
+from plugin.errors import MailGone, MailRejected, RejectReason, RetryLater
 from plugin.jira.gateway import JiraGateway
 from plugin.link_status import Progress, RoundWatch
 from plugin.log_setup import about_link
@@ -133,11 +133,18 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     link = ctx.link
     if ref.size_bytes is not None and ref.size_bytes > link.max_size_bytes:
         return _reject_too_large(mailbox, ref, ctx)
-    raw = mailbox.fetch(ref)
+    try:
+        raw = mailbox.fetch(ref)
+    except MailGone as gone:  # a person deleted or moved it after it was listed: nothing left to handle
+        log.info("skipped link=%s uid=%s: %s", link.name, ref.uid, gone.detail)
+        return None
     try:
         handled = process(raw, ctx, mailbox)
     except RetryLater as outage:
+        if _finished(ctx, raw):
+            raise  # Jira and the log have it; only its label waits for the mailbox, at the next round
         log.warning("waiting-retry link=%s uid=%s: %s", link.name, ref.uid, outage.detail)
+        ctx.store.log_error(link.name, None, outage)  # one row per outage: repeats count on it
         outcome = Outcome(OutcomeState.WAITING_RETRY, detail=f"{outage.detail}; retried at the next poll")
         about = _describe(raw)
         record_waiting(ctx, about, outcome)
@@ -152,6 +159,12 @@ def _handle_one(mailbox: Mailbox, ref: MailRef, ctx: Context) -> Handled | None:
     log.info("%s link=%s message_id=%s issue=%s reason=%s", outcome.state.value, link.name,
              handled.about.message_id, outcome.issue_key, outcome.reason)
     return handled
+
+
+def _finished(ctx: Context, raw: RawMail) -> bool:
+    """Whether the ledger holds this mail's final outcome (recorded before its label was refused)."""
+    entry = ctx.store.ledger_entry(ctx.link.id, _describe(raw).ledger_id)
+    return entry is not None and entry.finished
 
 
 def _record_bug(ctx: Context, raw: RawMail, bug: Exception) -> None:

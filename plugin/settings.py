@@ -142,6 +142,8 @@ class Settings:
     link_failing_alert_s: int = 900  # /health answers 503 once a link has failed this long
     # A worker that stops renewing its link's lease (a dead machine) loses the link after this long.
     lease_ttl_s: float = 300.0
+    # A mail marked "sending" this long ago belongs to a process that stopped mid-send: check it, send it again.
+    sending_stale_s: float = 600.0
     # Fault point for crash tests (plugin.faults): "kill-at:POINT[:N]".
     fault: str | None = None
     forge_app_id: str = FORGE_APP_ID  # the audience every Forge Invocation Token must name
@@ -217,6 +219,7 @@ class Settings:
             ca_file=read.text("CA_FILE"),
             link_failing_alert_s=int(read.number("LINK_FAILING_ALERT_S", 900, minimum=1)),
             lease_ttl_s=read.number("LEASE_TTL_S", 300, minimum=1, whole=False),
+            sending_stale_s=read.number("SENDING_STALE_S", 600, minimum=1, whole=False),
             fault=read.text("FAULT"),
             forge_app_id=read.text("FORGE_APP_ID", FORGE_APP_ID) or FORGE_APP_ID,
             forge_jwks_url=read.text("FORGE_JWKS_URL", FORGE_JWKS_URL) or FORGE_JWKS_URL,

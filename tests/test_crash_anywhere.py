@@ -1,5 +1,6 @@
-"""Crash anywhere: `jsm-mail poll` killed with SIGKILL at random moments over a mailbox of mixed mail,
-restarted each time, until the mailbox is done; then every mail is in exactly one final state.
+"""Crash anywhere: `jsm-mail poll` killed with SIGKILL at random moments over a mailbox of mixed mail and
+agents' answers waiting to be mailed, restarted each time, until the mailbox and the outbox are done; then
+every mail is in exactly one final state and every answer reached the SMTP server once.
 
 The suite runs a short version; `benchmarks/crash_faults.py` runs it with hundreds of kills
 (JSM_MAIL_CRASH_KILLS) and prints the counts.
@@ -18,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+from plugin.store.outbox import SENT, Outbox
 from tests.conftest import mail_file
 
 KILLS = int(os.environ.get("JSM_MAIL_CRASH_KILLS", "12"))
@@ -25,6 +27,7 @@ REPORT = os.environ.get("JSM_MAIL_CRASH_REPORT")  # where the benchmark wants th
 NEW, REPLIES, AUTO_REPLIES = max(16, 4 * KILLS), max(8, KILLS), 4  # enough work to kill it that often
 MAX_SIZE_BYTES = 200_000
 FINAL = {"created", "commented", "bounce-recorded", "ignored", "rejected"}
+SENDING_STALE_S = 3  # a mail left "sending" by a killed poll is taken up again after this (local SMTP: ms)
 
 
 def customer_mail(n: int, *, reply_to: str | None = None, japanese: bool = False,
@@ -74,28 +77,54 @@ def mixed_mailbox(mail_account) -> dict[str, dict]:
     return expect
 
 
-def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_account, fake_jira):
-    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=10_000)
+def answer_new_requests(fake_jira, answered: dict[str, str]) -> None:
+    """An agent answers each request made by mail since the last look; the answer carries its own token.
+    (The VPN request's customer bounced, so an answer to it is rightly not mailed.)"""
+    for request in fake_jira.requests:
+        if request.key not in answered and "tok" in request.description:
+            token = f"answ{len(answered):04d}"
+            fake_jira.add_agent_comment(request.key, f"We are on it: {token}.")
+            answered[request.key] = token
+
+
+def test_killed_at_random_moments_every_mail_ends_once(env, sending, mail_account, fake_jira, smtp_sink,
+                                                      tmp_path):
+    service = sending
+    service.relink(max_size_bytes=MAX_SIZE_BYTES, intake_per_minute=10_000, max_mails_per_minute=10_000)
+    env = {**env, "JSM_MAIL_SENDING_STALE_S": str(SENDING_STALE_S)}
     expect = mixed_mailbox(mail_account)
     chance = random.Random(int(os.environ.get("JSM_MAIL_CRASH_SEED", "7")))
+    answered: dict[str, str] = {}
     kills = runs = 0
     started = time.monotonic()
     while True:
         runs += 1
-        poll = subprocess.Popen([sys.executable, "-m", "plugin.cli", "poll", "--once"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        answer_new_requests(fake_jira, answered)
+        with (tmp_path / "poll.log").open("a") as poll_log:  # a pipe nobody reads would block a long poll
+            poll = subprocess.Popen([sys.executable, "-m", "plugin.cli", "poll", "--once"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=poll_log)
         if kills < KILLS:
             try:
                 poll.wait(timeout=chance.uniform(0.3, 1.5))
             except subprocess.TimeoutExpired:
                 poll.send_signal(signal.SIGKILL)
                 kills += 1
-        poll.wait(timeout=120)
+        poll.wait(timeout=900)  # one poll after the last kill does what is left, on a busy machine
         unlabelled = [uid for uid, flags, _ in mail_account.messages() if not flags & {"jsm-processed", "jsm-rejected"}]
-        if not unlabelled and poll.returncode == 0:
+        outbox = Outbox(service.store).entries()
+        unsent = [(e.comment_id, e.state, e.attempts, e.last_error, e.sending_since) for e in outbox if e.state != SENT]
+        if not unlabelled and poll.returncode == 0 and not unsent and len(outbox) == len(answered) and all(
+                r.key in answered for r in fake_jira.requests if "tok" in r.description):
             break
-        assert runs < KILLS * 3 + 20, f"mail still unlabelled after {runs} runs: {unlabelled}"
+        if kills >= KILLS and unsent and not unlabelled:
+            time.sleep(SENDING_STALE_S / 3)  # a mail the last kill left "sending" waits to be taken up again
+        assert runs < KILLS * 3 + 40, f"after {runs} runs: unlabelled {unlabelled}, unsent comments {unsent}"
 
+    # Outbound: each answer mailed once, to its customer.
+    mailed = Counter(token for m in smtp_sink.messages
+                     for token in _tokens(m.message.get_body(("plain",)).get_content(), "answ0"))
+    out_doubled = sum(n - 1 for n in mailed.values())
+    out_missing = sum(mailed[token] == 0 for token in answered.values())
     # Jira: each request once, each comment once, each file once; counted first, so a report shows them.
     texts = [t for r in fake_jira.requests
              for t in [r.description, *(c.body for c in r.comments if " wrote:" in c.body)]]
@@ -112,9 +141,13 @@ def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_accoun
     if REPORT:
         Path(REPORT).write_text(json.dumps({
             "kills": kills, "runs": runs, "mails": len(flags), "requests": len(fake_jira.requests),
-            "doubled": doubled, "missing": missing, "seconds": round(time.monotonic() - started, 1)}))
+            "doubled": doubled, "missing": missing, "answers": len(answered), "mailed": len(smtp_sink.messages),
+            "out_doubled": out_doubled, "out_missing": out_missing,
+            "seconds": round(time.monotonic() - started, 1)}))
 
     assert (doubled, missing) == (0, 0)
+    assert (out_doubled, out_missing) == (0, 0)
+    assert len(smtp_sink.messages) == len(answered) == requests - 1
     assert len(fake_jira.requests) == requests
     assert {t: by_token[t] for t in tokens} == dict.fromkeys(tokens, 1)
     assert len(files) == sum(e.get("files", 0) for e in expect.values())
@@ -124,8 +157,8 @@ def test_killed_at_random_moments_every_mail_ends_once(env, service, mail_accoun
     assert {m: outcomes.get(m) for m in expect} == {m: e["outcome"] for m, e in expect.items()}
 
 
-def _tokens(text: str) -> set[str]:
-    return {word for word in text.replace(".", " ").replace("。", " ").split() if word.startswith("tok")}
+def _tokens(text: str, prefix: str = "tok") -> set[str]:
+    return {word for word in text.replace(".", " ").replace("。", " ").split() if word.startswith(prefix)}
 
 
 def test_harness_mail_mix_is_what_the_product_sees(service, mail_account, fake_jira):

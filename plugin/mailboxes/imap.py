@@ -16,7 +16,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from plugin.domain import AuthMethod, Link, MailRef, Outcome, RawMail, Security, check_label
-from plugin.errors import RetryLater
+from plugin.errors import MailGone, RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
     RETRY_AFTER_S,
@@ -84,10 +84,12 @@ class ImapMailbox:
         """The raw mail, read with BODY.PEEK[] so it stays unread (RFC 3501 6.4.5)."""
         with _retry_later_on_failure(self.link, f"fetch mail {ref.uid}"):
             fetched = self._client.fetch([int(ref.uid)], ["BODY.PEEK[]"])
-        if int(ref.uid) not in fetched:
+        # Dovecot answers a UID expunged by another session with BODY[] NIL, others leave the UID out.
+        data = fetched.get(int(ref.uid), {}).get(b"BODY[]")
+        if data is None:
             detail = f"mail {ref.uid} is no longer in {self.link.folder}: another client moved or deleted it"
-            raise RetryLater(detail, RETRY_AFTER_S)
-        return RawMail(ref, fetched[int(ref.uid)][b"BODY[]"])
+            raise MailGone(detail, RETRY_AFTER_S)
+        return RawMail(ref, data)
 
     def headers(self, ref: MailRef) -> bytes | None:
         """The header section by BODY.PEEK[HEADER]: who sent a mail too large to download, unread."""
@@ -205,6 +207,10 @@ def _retry_later_on_failure(link: Link, action: str) -> Iterator[None]:
             yield
         except LoginError as exc:
             detail = f"{failed} {where} refused the login of {link.username} ({_reply(exc, link)})"
+            raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
+        except imaplib.IMAP4.readonly as exc:  # a subclass of abort: the server said [READ-ONLY] (RFC 3501 7.1)
+            detail = (f"{failed} folder {link.folder} on {where} is read-only for {link.username}; every mail "
+                      "handled must be labelled, so none is handled until the folder is writable (check its ACL)")
             raise RetryLater(detail, RETRY_AFTER_CONFIG_S) from exc
         except imaplib.IMAP4.abort as exc:
             detail = f"{failed} the connection to {where} was lost ({_reply(exc, link)})"

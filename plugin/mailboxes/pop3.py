@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Self
 
 from plugin.domain import AuthMethod, Link, MailRef, Outcome, OutcomeState, RawMail, Security
-from plugin.errors import RetryLater
+from plugin.errors import MailGone, RetryLater
 from plugin.mailboxes.network import (
     RETRY_AFTER_CONFIG_S,
     RETRY_AFTER_S,
@@ -96,7 +96,7 @@ class Pop3Mailbox:
         with _retry_later_on_failure(self.link, f"fetch mail {ref.uid}"):
             number = self._uid_numbers().get(ref.uid)
             if number is None:
-                raise RetryLater(f"mail {ref.uid} is no longer on the server: another client deleted it", RETRY_AFTER_S)
+                raise MailGone(f"mail {ref.uid} is no longer on the server: another client deleted it", RETRY_AFTER_S)
             _, lines, _ = self._conn.retr(number)
         # poplib strips the CRLFs and undoes dot-stuffing (RFC 1939 3); put the line ends back.
         return RawMail(ref, b"".join(line + b"\r\n" for line in lines))

@@ -38,7 +38,6 @@ SENT, SEND_FAILED = "sent", "send-failed"
 RETRY = "retry"  # this mail waits for a later round; the others go on
 LOOK_OVERLAP = timedelta(minutes=2)  # Jira's search is eventually consistent and clocks differ
 MAX_REQUESTS_PER_LOOK = 200  # the rest are looked at next round, from the last one seen
-SENDING_STALE = timedelta(minutes=10)  # longer than any SMTP conversation: its process has stopped
 AUTO_REPLY_WINDOW = timedelta(days=1)
 FIRST_RETRY_S = 15.0
 ATTACHED_WITHIN = timedelta(seconds=60)  # Jira stores a comment's files moments before the comment
@@ -90,7 +89,9 @@ class Outbound:
             for comment in self.jira.comments_since(issue.key, floor):
                 queued += self.consider(link, comment, "poll") == "queued"
         full = len(issues) >= MAX_REQUESTS_PER_LOOK
-        self.outbox.move_cursor(link.id, max(since, issues[-1].updated if full else started))
+        # A full look goes on next round from its last request, past the overlap: otherwise more than a look's
+        # worth of requests updated within LOOK_OVERLAP would be read again and again, and the rest never.
+        self.outbox.move_cursor(link.id, max(since, issues[-1].updated + LOOK_OVERLAP if full else started))
         return queued
 
     # Send ----------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class Outbound:
 
     def _recover(self, link: Link, now: datetime) -> None:
         """A "sending" row whose process stopped: sent if the Sent folder has it, else sent again."""
-        stale_before = now - SENDING_STALE
+        stale_before = now - timedelta(seconds=self.settings.sending_stale_s)  # longer than any SMTP conversation
         for entry in self.outbox.stale_sending(link.id, stale_before):
             found = False
             if finds_sent_copy(link):

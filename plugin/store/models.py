@@ -114,6 +114,8 @@ class ErrorLogRow(Base):
     message_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     summary: Mapped[str] = mapped_column(Text)
     traceback: Mapped[str] = mapped_column(Text, default="")
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # an outage is one row, counted
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class SenderEventRow(Base):

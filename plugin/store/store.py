@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from plugin.store.models import (
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 PENDING = "pending"
+_NUMBERS = re.compile(r"\d+")
 
 _LINK_COLUMNS = {"id", "name", "protocol", "host", "port", "security", "username", "password", "folder",
                  "service_desk_id", "request_type_id"}
@@ -399,16 +401,23 @@ class Store:
                              r.issue_key, r.detail, r.evidence, r.raw_path) for r in s.scalars(query)]
 
     def log_error(self, link_name: str, message_id: str | None, exc: BaseException) -> None:
-        """Add an error, once per outage: the same error of the same link within an hour is not repeated."""
+        """Add an error, once per outage: the same error of the same link seen again within an hour
+        counts on the existing row (count, last seen), whatever numbers (seconds, mail numbers) it names."""
         summary = f"{type(exc).__name__}: {exc}"
+        now = utcnow()
         with self.session() as s, s.begin():
-            repeated = s.scalars(select(ErrorLogRow.id).where(
-                ErrorLogRow.link_name == link_name, ErrorLogRow.summary == summary,
+            recent = s.scalars(select(ErrorLogRow).where(
+                ErrorLogRow.link_name == link_name,
                 ErrorLogRow.message_id.is_(None) if message_id is None else ErrorLogRow.message_id == message_id,
-                ErrorLogRow.time >= utcnow() - timedelta(hours=1))).first()
+                func.coalesce(ErrorLogRow.last_seen, ErrorLogRow.time) >= now - timedelta(hours=1))
+                .order_by(ErrorLogRow.id.desc()))
+            repeated = next((row for row in recent if _same_error(row.summary, summary)), None)
             if repeated is None:
                 s.add(ErrorLogRow(link_name=link_name, message_id=message_id, summary=summary,
-                                  traceback="".join(traceback.format_exception(exc))))
+                                  traceback="".join(traceback.format_exception(exc)), count=1, last_seen=now))
+            else:
+                repeated.count = (repeated.count or 1) + 1
+                repeated.last_seen = now
 
     def error_log(self, limit: int = 200) -> list[ErrorLogRow]:
         with self.session() as s:
@@ -420,6 +429,11 @@ class Store:
             removed = _deleted(s.execute(delete(ProcessingLogRow).where(ProcessingLogRow.time < cutoff)))
             removed += _deleted(s.execute(delete(ErrorLogRow).where(ErrorLogRow.time < cutoff)))
         return removed
+
+
+def _same_error(logged: str, summary: str) -> bool:
+    """One error whatever numbers it names: "37 s to go" and "12 s to go", mail 5 and mail 7."""
+    return _NUMBERS.sub("#", logged) == _NUMBERS.sub("#", summary)
 
 
 def _deleted(result: Result[Any]) -> int:

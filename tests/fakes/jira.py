@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -312,6 +313,7 @@ class Fault:
     path: str | None          # regex the whole path must match
     method: str | None
     lost: bool = False        # Jira does the work; the answer is lost on the way back
+    delay_s: float = 0.0      # the answer comes this late (a client with a shorter timeout gives up)
 
     def matches(self, request: Request) -> bool:
         return ((self.method is None or self.method == request.method)
@@ -518,6 +520,10 @@ class FakeJira:
         self.faults.append(Fault(status, None if retry_after is None else str(retry_after), count, path, method,
                                  lost))
 
+    def slow_next(self, count: int, delay_s: float, *, path: str | None = None, method: str | None = None) -> None:
+        """The next `count` calls (matching `path` and `method`) are done, but answered `delay_s` late."""
+        self.faults.append(Fault(200, None, count, path, method, lost=True, delay_s=delay_s))
+
     def start_outage(self, status: int = 503) -> None:
         """Every call answers `status` until `end_outage`."""
         self.faults.append(Fault(status, None, None, None, None))
@@ -561,6 +567,12 @@ class FakeJira:
                                        "/ex/jira/{cloudId}")
                 return Response(json.dumps({"errorMessages": ["not found"]}), 404, content_type="application/json")
             request = site_request
+        delay_s = next((f.delay_s for f in self.faults if f.delay_s and f.matches(request)), 0.0)
+        response = self._answer(request)
+        time.sleep(delay_s)
+        return response
+
+    def _answer(self, request: Request) -> Response:
         with self._lock:
             self.calls.append(Call(request.method, request.path))
             try:
@@ -573,7 +585,7 @@ class FakeJira:
             fault = self._fault_reply(request)
             if fault is None or fault[1]:
                 reply = self._reply(op, Incoming(op, path_params, request.args, body, request), problems)
-                if fault is None:
+                if fault is None or fault[0].status == 200:  # a slow answer: right, but late
                     return self._respond(op, reply)
             return self._respond(op, fault[0])
 
