@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import Select, func, or_, select
 
@@ -18,23 +18,26 @@ OUTCOMES = ("created", "commented", "bounce-recorded", "ignored", "rejected", "w
             "send-failed")
 
 
-def parse_when(value: str, now: datetime | None = None) -> datetime:
-    """A point in time as an admin types it; naive values are UTC. Raises ValueError saying what is accepted."""
-    now = now or datetime.now(UTC)
+def parse_when(value: str, now: datetime | None = None, zone: tzinfo = UTC) -> datetime:
+    """A point in time as an admin types it, dates and days in the admin's `zone`.
+
+    Raises ValueError saying what is accepted."""
+    now = (now or datetime.now(UTC)).astimezone(zone)
     text = value.strip().lower()
-    midnight = datetime.combine(now.date(), time(), tzinfo=UTC)
+    midnight = datetime.combine(now.date(), time(), tzinfo=zone)
     if text == "today":
-        return midnight
+        return midnight.astimezone(UTC)
     if text == "yesterday":
-        return midnight - timedelta(days=1)
+        return (midnight - timedelta(days=1)).astimezone(UTC)
     age = _AGE.match(text)
     if age:
-        return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+        return (now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})).astimezone(UTC)
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"cannot read {value!r} as a time: {WHEN_HELP}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # UTC, as the log is stored: SQLite compares the text and would drop another zone's offset.
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request, send_file, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
@@ -16,6 +17,7 @@ from plugin.log_csv import csv_chunks
 from plugin.log_query import OUTCOMES, LoggedMail, LogQuery, count, every, one, page, parse_when
 from plugin.web import current_runtime
 from plugin.web.auth import require_admin
+from plugin.web.i18n import pick_timezone
 
 bp = Blueprint("logs", __name__, url_prefix="/admin")
 PAGE_SIZE = 50
@@ -39,7 +41,8 @@ def _query(args: Any) -> LogQuery:
 
 def _when(value: str | None) -> datetime | None:
     try:
-        return parse_when(value) if value else None
+        # The page shows times in the admin's zone, so the dates typed into it are read in that zone too.
+        return parse_when(value, zone=ZoneInfo(pick_timezone())) if value else None
     except ValueError:
         raise BadQuery(gettext("cannot read %(value)r as a time: use today, yesterday, a date such as 2026-01-31 "
                                "(or 2026-01-31T09:00), or an age such as 7d, 12h, 30m", value=value)) from None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -314,3 +315,14 @@ def test_outbound_mail_shows_in_the_processing_log(admin, sending, mail_account,
     page = admin.get("/admin/logs?outcome=sent").get_data(as_text=True)
 
     assert "ann@example.org" in page and "[SD-1] VPN drops every hour" in page
+
+
+def test_a_time_typed_into_the_log_is_read_in_the_admins_zone(admin, service):
+    _log(service, 1)
+    admin.post("/admin/prefs", data={"csrf_token": form_token(admin), "tz": "Pacific/Kiritimati"})
+    # A minute ago on a clock 14 hours ahead of UTC: read as UTC, it would lie 14 hours in the future.
+    a_minute_ago = (datetime.now(ZoneInfo("Pacific/Kiritimati")) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+
+    page = admin.get(f"/admin/logs?since={a_minute_ago}").get_data(as_text=True)
+
+    assert "sender0@example.org" in page
