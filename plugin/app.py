@@ -48,7 +48,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     """Run until interrupted: poll every link on schedule and serve the admin pages.
 
     The port is opened first, so a port in use stops the service before any mail is touched."""
-    from plugin.demo import ensure_demo_link
+    from plugin.demo import DEMO_LINK, prepare_demo_mailbox
     from plugin.scheduler import start_scheduler
 
     settings = runtime.settings
@@ -58,9 +58,10 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     except OSError as exc:
         raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if settings.demo:
-        link = ensure_demo_link(runtime)
-        log.info("demo mode: no JSM_MAIL_JIRA_URL, so a dry-run Jira records what would happen; "
-                 "sample mails are in %s", link.host)
+        folder = prepare_demo_mailbox(settings)
+        linked = runtime.store.link(DEMO_LINK) is not None
+        log.info("demo mode: no JSM_MAIL_JIRA_URL, so a dry-run Jira records what would happen; sample mails are in "
+                 "%s%s", folder, "" if linked else ": link them on the admin page (Link the demo mailbox)")
     key_file = settings.secret_key_file
     if not settings.demo and key_file and key_file.resolve().is_relative_to(settings.data_dir):
         log.warning("the key that encrypts mailbox passwords is %s, beside the data it protects: for production "

@@ -1,22 +1,26 @@
-"""Demo mode: a local Maildir with bundled sample mails, linked to the dry-run Jira."""
+"""Demo mode: a local Maildir with bundled sample mails, for the admin to link to the dry-run Jira."""
 from __future__ import annotations
 
 import mailbox
 from importlib import resources
+from pathlib import Path
 
-from plugin.domain import Link, MailProtocol, Secret, Security
-from plugin.runtime import Runtime
+from plugin.domain import FirstImport
+from plugin.settings import Settings
 
 DEMO_LINK = "demo"
 DEMO_ADDRESS = "support@example.com"
 
 
-def ensure_demo_link(runtime: Runtime) -> Link:
-    """The demo link, created with its sample mails on first start."""
-    existing = runtime.store.link(DEMO_LINK)
-    if existing:
-        return existing
-    folder = runtime.settings.data_dir / "demo-maildir"
+def demo_folder(settings: Settings) -> Path:
+    return settings.data_dir / "demo-maildir"
+
+
+def prepare_demo_mailbox(settings: Settings) -> Path:
+    """The folder of sample mails, filled on first start; linking it is the admin's first step."""
+    folder = demo_folder(settings)
+    if folder.is_dir():
+        return folder
     mailbox.Maildir(folder, create=True).close()
     samples = sorted((p for p in resources.files("plugin.demo_mail").iterdir() if p.name.endswith(".eml")),
                      key=lambda p: p.name)
@@ -24,7 +28,11 @@ def ensure_demo_link(runtime: Runtime) -> Link:
         # Maildir's own unique names do not sort in arrival order; these do, so the samples are
         # handled in file-name order (a request before its reply).
         (folder / "new" / sample.name.removesuffix(".eml")).write_bytes(sample.read_bytes())
-    return runtime.store.add_link(Link(
-        id=0, name=DEMO_LINK, protocol=MailProtocol.MAILDIR, host=str(folder), port=0, security=Security.NONE,
-        username=DEMO_ADDRESS, password=Secret(""), folder="INBOX", service_desk_id="1", request_type_id="10",
-        address=DEMO_ADDRESS))
+    return folder
+
+
+def demo_form_data(settings: Settings) -> dict[str, str]:
+    """The wizard's values for the demo mailbox: the sample folder on the dry-run Jira's desk, all its mail."""
+    return {"name": DEMO_LINK, "host": str(demo_folder(settings)), "username": DEMO_ADDRESS,
+            "address": DEMO_ADDRESS, "service_desk": "1", "request_type": "10",
+            "first_import": FirstImport.ALL.value, "send_replies": ""}

@@ -180,7 +180,7 @@ class LinkForm(Form):
 def new_form_data(preset: Preset, settings: Settings) -> MultiDict[str, str]:
     """A new link's form, prefilled from the provider preset and the service's defaults."""
     data = MultiDict({
-        "preset": preset.name, "protocol": preset.protocol.value, "host": preset.host, "port": str(preset.port),
+        "preset": preset.name, "protocol": preset.protocol.value, "host": preset.host, "port": str(preset.port or ""),
         "security": preset.security.value, "auth": preset.auth.value, "folder": "INBOX",
         "access": Access.OPEN.value, "first_import": FirstImport.NEW.value, "first_import_days": "7",
         "processed_label": settings.processed_label, "rejected_label": settings.rejected_label,

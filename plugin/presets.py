@@ -51,6 +51,16 @@ PRESETS: tuple[Preset, ...] = (
            AuthMethod.NTLM, hint=_("Exchange Web Services with the mailbox user's Windows sign-in (NTLM).")),
 )
 
+# Demo mode only: the folder of sample mails the service prepares (plugin/demo.py), read as a Maildir.
+DEMO = Preset("demo", _("Demo mailbox (sample mails in a local folder)"), MailProtocol.MAILDIR, "", 0,
+              Security.NONE, AuthMethod.PASSWORD,
+              hint=_("Sample mails (a Japanese request, its reply, an out-of-office reply, HTML with Cc) handled "
+                     "against the dry-run Jira: nothing is sent anywhere."))
 
-def preset(name: str) -> Preset | None:
-    return next((p for p in PRESETS if p.name == name), None)
+
+def presets_for(demo: bool) -> tuple[Preset, ...]:
+    return (DEMO, *PRESETS) if demo else PRESETS
+
+
+def preset(name: str, *, demo: bool = False) -> Preset | None:
+    return next((p for p in presets_for(demo) if p.name == name), None)

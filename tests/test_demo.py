@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import lxml.html
 import pytest
 
 
@@ -75,6 +76,17 @@ def demo(tmp_path):
         server.wait(timeout=10)
 
 
+def link_demo_mailbox(browser: Browser) -> str:
+    """What a newcomer does first: the mailboxes page's "Link the demo mailbox", then the wizard's "Test and save"."""
+    index = browser.open("/admin/")[1]
+    assert 'href="/admin/links/new/demo"' in index and "Link the demo mailbox" in index
+    wizard = lxml.html.fromstring(browser.open("/admin/links/new/demo")[1])
+    [form] = [f for f in wizard.forms if f.method == "POST" and "name" in f.fields]
+    fields = dict(form.form_values())
+    assert fields["host"].endswith("demo-maildir") and fields["first_import"] == "all"
+    return browser.post_form("/admin/links/new/demo", {**fields, "action": "save"})[1]
+
+
 def wait_for_outcomes(browser: Browser, count: int, deadline_s: float = 30) -> str:
     end = time.monotonic() + deadline_s
     page = ""
@@ -92,9 +104,11 @@ def test_serve_in_demo_mode_handles_the_sample_mails_in_order_and_shows_the_log(
 
     status, _ = browser.post_form("/admin/login", {"csrf_token": browser.token("/admin/login"), "user": "admin",
                                                    "password": password})
+    assert status == 200 and "No mailbox linked yet" in browser.open("/admin/")[1]
+    linked = link_demo_mailbox(browser)
+    assert "Link demo saved" in linked
     page = wait_for_outcomes(browser, 4)
 
-    assert status == 200
     assert page.count('class="created"') == 2
     assert page.count('class="commented"') == 1 and page.count('class="ignored"') == 1
     assert "経費精算システムにログインできません" in page
@@ -108,6 +122,7 @@ def test_a_demo_upload_says_it_is_a_dry_run(demo):
     browser, password = demo
     browser.post_form("/admin/login", {"csrf_token": browser.token("/admin/login"), "user": "admin",
                                        "password": password})
+    link_demo_mailbox(browser)
     wait_for_outcomes(browser, 4)
     mail = (b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: Printer jam\r\n"
             b"Message-ID: <printer@example.org>\r\n\r\nThe printer on floor 2 jams.\r\n")

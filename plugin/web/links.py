@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from plugin.demo import demo_form_data
 from plugin.domain import AuthMethod, Link, Secret
 from plugin.errors import MailRejected, RetryLater
 from plugin.link_form import (
@@ -24,7 +25,7 @@ from plugin.link_form import (
 )
 from plugin.link_probe import ProbeResult, probe_link
 from plugin.outbound.send import MailRefused, can_send
-from plugin.presets import PRESETS, Preset, preset
+from plugin.presets import DEMO, Preset, preset, presets_for
 from plugin.runtime import Runtime
 from plugin.store.outbox import Outbox
 from plugin.store.store import LogEntry
@@ -44,18 +45,22 @@ def _link_or_404(name: str) -> Link:
 @bp.get("/new")
 @require_admin
 def choose_preset() -> ResponseReturnValue:
-    return render_template("links_presets.html", presets=PRESETS)
+    return render_template("links_presets.html", presets=presets_for(current_runtime().settings.demo))
 
 
 @bp.route("/new/<preset_name>", methods=["GET", "POST"])
 @require_admin
 def new_link(preset_name: str) -> ResponseReturnValue:
     runtime = current_runtime()
-    chosen = preset(preset_name)
+    chosen = preset(preset_name, demo=runtime.settings.demo)
     if chosen is None:
         abort(404)
     if request.method == "GET":
-        form = LinkForm(new_form_data(chosen, runtime.settings))
+        data = new_form_data(chosen, runtime.settings)
+        if chosen is DEMO:
+            for key, value in demo_form_data(runtime.settings).items():
+                data[key] = value  # MultiDict.update would add a second value, not replace the first
+        form = LinkForm(data)
         return _form_page(form, chosen, None, probe=None)
     form = LinkForm(request.form)
     password = Secret(form.password.data or "") or unseal(form.password_sealed.data or "", runtime.settings)
