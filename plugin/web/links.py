@@ -108,7 +108,7 @@ def _secrets(form: LinkForm) -> tuple[Secret, Secret]:
 def _validate(form: LinkForm, client_secret: Secret, link: Link | None) -> bool:
     """The form's own checks, and those that depend on what is stored or configured: an app-only link needs a
     client secret, a Google sign-in the service's Google client."""
-    valid = form.validate()
+    valid: bool = form.validate()
     stored = link.oauth if link else None
     if form.auth.data == AuthMethod.OAUTH2_APP.value and not client_secret and \
             not (stored and (stored.client_secret or stored.certificate_path)):
