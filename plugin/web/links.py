@@ -70,8 +70,10 @@ def new_link(preset_name: str) -> ResponseReturnValue:
         form.name.errors = [_("A link with this name exists already.")]
         return _form_page(form, chosen, None, probe=None, password=password, client_secret=client_secret)
     link = link_from_form(form, password, client_secret=client_secret)
-    if link.auth is AuthMethod.OAUTH2_DELEGATED:
+    if link.auth is AuthMethod.OAUTH2_DELEGATED and action != "test":
         return _save_and_sign_in(form, chosen, link, password, client_secret)
+    if link.auth is AuthMethod.OAUTH2_DELEGATED:  # no token to test with yet: the sign-in is the test
+        return _form_page(form, chosen, None, probe=None, password=password, client_secret=client_secret)
     probe = probe_link(link, cafile=runtime.settings.ca_file)
     if action == "test" or not probe.ok:
         return _form_page(form, chosen, None, probe=probe, password=password, client_secret=client_secret)
