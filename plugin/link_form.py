@@ -30,6 +30,7 @@ from plugin.domain import (
     FirstImport,
     Link,
     MailProtocol,
+    OAuthSettings,
     Secret,
     Security,
     SmartMatch,
@@ -46,9 +47,13 @@ SEALED_TTL_S = 3600  # a password kept in the wizard's page between its steps la
 # RFC 1035 section 2.3.1 labels (letters, digits, inner hyphens), at least two of them.
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Microsoft Entra tenant and application ids are GUIDs (RFC 9562 section 4 text form).
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+OAUTH_AUTHS = (AuthMethod.OAUTH2_APP.value, AuthMethod.OAUTH2_DELEGATED.value)
+MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 # Changing these needs a new probe before saving; labels aside, policy and outbound settings do not.
 CONNECTION_FIELDS = ("protocol", "host", "port", "security", "folder", "auth", "username", "password",
-                     "processed_label", "rejected_label")
+                     "processed_label", "rejected_label", "oauth")
 DEFAULT_PORTS = {(MailProtocol.IMAP, Security.SSL): 993, (MailProtocol.IMAP, Security.STARTTLS): 143,
                  (MailProtocol.IMAP, Security.NONE): 143, (MailProtocol.POP3, Security.SSL): 995,
                  (MailProtocol.POP3, Security.STARTTLS): 110, (MailProtocol.POP3, Security.NONE): 110,
@@ -121,6 +126,13 @@ class LinkForm(Form):
     username = StringField(_("User name"), [InputRequired(_("Give the mailbox's user name."))])
     password = PasswordField(_("Password"))
     password_sealed = HiddenField()
+    oauth_provider = HiddenField(default="microsoft")  # whose identity platform the mailbox user signs in with
+    tenant_id = StringField(_("Tenant id (directory id or primary domain)"))
+    client_id = StringField(_("Application (client) id"))
+    client_secret = PasswordField(_("Client secret"))
+    client_secret_sealed = HiddenField()
+    authority = StringField(_("Sign-in authority"), [
+        Optional(), Regexp(r"^https://[^\s/]+", message=_("Give an https:// address."))], default=MICROSOFT_AUTHORITY)
     address = StringField(_("Address of the mailbox"),
                           [Optional(), Regexp(ADDRESS, message=_("Give an address such as support@example.com."))])
     service_desk = SelectField(_("Service desk"), validate_choice=False)
@@ -163,6 +175,29 @@ class LinkForm(Form):
         if not field.data and self.protocol.data != MailProtocol.GRAPH.value:
             raise ValidationError(_("Give the server's name, e.g. imap.example.com."))
 
+    def microsoft_oauth(self) -> bool:
+        """Whether the link signs in through a Microsoft app registration, so it needs its tenant and client id."""
+        return self.auth.data in OAUTH_AUTHS and self.oauth_provider.data != "google"
+
+    def validate_tenant_id(self, field: Any) -> None:
+        value = (field.data or "").strip()
+        if not value and self.microsoft_oauth():
+            raise ValidationError(_("Give the tenant id of the app registration."))
+        if value and not GUID.match(value):
+            try:
+                domain_name(value)
+            except ValueError:
+                raise ValidationError(_("A tenant id is a GUID or a domain such as contoso.onmicrosoft.com.")) \
+                    from None
+
+    def validate_client_id(self, field: Any) -> None:
+        value = (field.data or "").strip()
+        if not value and self.microsoft_oauth():
+            raise ValidationError(_("Give the application (client) id of the app registration."))
+        if value and self.oauth_provider.data != "google" and not GUID.match(value):
+            raise ValidationError(_("An application (client) id is a GUID such as "
+                                    "11111111-2222-3333-4444-555555555555."))
+
     def validate_service_desk(self, field: Any) -> None:
         if not field.data:
             raise ValidationError(_("Pick the service desk that gets the requests."))
@@ -180,7 +215,9 @@ class LinkForm(Form):
 def new_form_data(preset: Preset, settings: Settings) -> MultiDict[str, str]:
     """A new link's form, prefilled from the provider preset and the service's defaults."""
     data = MultiDict({
-        "preset": preset.name, "protocol": preset.protocol.value, "host": preset.host, "port": str(preset.port or ""),
+        "preset": preset.name, "oauth_provider": "google" if preset.name == "google" else "microsoft",
+        "authority": MICROSOFT_AUTHORITY, "protocol": preset.protocol.value, "host": preset.host,
+        "port": str(preset.port or ""),
         "security": preset.security.value, "auth": preset.auth.value, "folder": "INBOX",
         "access": Access.OPEN.value, "first_import": FirstImport.NEW.value, "first_import_days": "7",
         "processed_label": settings.processed_label, "rejected_label": settings.rejected_label,
@@ -205,7 +242,8 @@ def form_data(link: Link) -> MultiDict[str, str]:
         "blocked_domains": "\n".join(link.blocked_domains), "from_address": link.from_address,
         "from_name": link.from_name, "smtp_host": link.smtp_host or "", "smtp_port": str(link.smtp_port or ""),
         "smtp_security": link.smtp_security.value, "smtp_username": link.smtp_username,
-        "charset": link.outbound_charset})
+        "charset": link.outbound_charset, "oauth_provider": link.oauth.provider, "tenant_id": link.oauth.tenant_id,
+        "client_id": link.oauth.client_id, "authority": link.oauth.authority})
     for flag, on in (("smart_match", link.smart_match.enabled), ("anyone_may_comment", link.anyone_may_comment),
                      ("allow_missing_to", not link.require_to), ("send_replies", link.send_replies)):
         if on:
@@ -217,9 +255,11 @@ def _mb(size_bytes: int) -> str:
     return f"{size_bytes / MB:g}"
 
 
-def link_from_form(form: LinkForm, password: Secret, base: Link | None = None) -> Link:
+def link_from_form(form: LinkForm, password: Secret, base: Link | None = None,
+                   client_secret: Secret | None = None) -> Link:
     """The link the validated form describes; `base` keeps what the form does not show (id, OAuth tokens, ...)."""
     protocol, security = MailProtocol(form.protocol.data), Security(form.security.data)
+    auth = AuthMethod(form.auth.data)
     username = form.username.data.strip()
     values: dict[str, Any] = {
         "name": form.name.data.strip(), "protocol": protocol,
@@ -230,7 +270,8 @@ def link_from_form(form: LinkForm, password: Secret, base: Link | None = None) -
         "service_desk_id": form.service_desk.data, "request_type_id": form.request_type.data,
         "access": Access(form.access.data),
         "address": (form.address.data or "").strip() or (username if "@" in username else ""),
-        "auth": AuthMethod(form.auth.data), "first_import": FirstImport(form.first_import.data),
+        "auth": auth, "oauth": oauth_from_form(form, client_secret or Secret(""), base, auth),
+        "first_import": FirstImport(form.first_import.data),
         "first_import_days": form.first_import_days.data or 7,
         "processed_label": form.processed_label.data, "rejected_label": form.rejected_label.data,
         "max_size_bytes": int(form.max_size_mb.data * MB),
@@ -246,6 +287,31 @@ def link_from_form(form: LinkForm, password: Secret, base: Link | None = None) -
         return Link(id=0, smart_match=SmartMatch(enabled=form.smart_match.data), **values)
     return dataclasses.replace(base, smart_match=dataclasses.replace(base.smart_match, enabled=form.smart_match.data),
                                **values)
+
+
+def oauth_from_form(form: LinkForm, client_secret: Secret, base: Link | None, auth: AuthMethod) -> OAuthSettings:
+    """The app registration the form gives; a refresh token stays only while the same client signs in delegated,
+    as `links edit` keeps it."""
+    before = base.oauth if base else OAuthSettings()
+    if form.auth.data not in OAUTH_AUTHS:
+        return before
+    oauth = dataclasses.replace(
+        before, tenant_id=(form.tenant_id.data or "").strip(), client_id=(form.client_id.data or "").strip(),
+        client_secret=client_secret or before.client_secret,
+        authority=(form.authority.data or "").strip().rstrip("/") or MICROSOFT_AUTHORITY,
+        provider="google" if form.oauth_provider.data == "google" else "microsoft")
+    if oauth.provider == "google":  # the Google client is the service's own (JSM_MAIL_GOOGLE_CLIENT_ID)
+        oauth = dataclasses.replace(oauth, tenant_id=before.tenant_id, client_id=before.client_id,
+                                    authority=before.authority)
+    if (oauth.client_id, oauth.provider) != (before.client_id, before.provider) or \
+            auth is not AuthMethod.OAUTH2_DELEGATED:
+        oauth = dataclasses.replace(oauth, refresh_token=Secret(""), refresh_token_expires=None)
+    return oauth
+
+
+def awaiting_sign_in(link: Link) -> bool:
+    """A delegated-OAuth link saved disabled until its mailbox user first signs in: it has no token to test with."""
+    return not link.enabled and link.auth is AuthMethod.OAUTH2_DELEGATED and not link.oauth.refresh_token
 
 
 def connection_changed(before: Link, after: Link) -> bool:

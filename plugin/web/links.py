@@ -2,6 +2,8 @@
 disable, reconnect, delete and send a test mail through a link."""
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -13,6 +15,7 @@ from plugin.link_form import (
     FIRST_IMPORT_CHOICES,
     Choice,
     LinkForm,
+    awaiting_sign_in,
     connection_changed,
     desk_choices,
     form_data,
@@ -31,6 +34,7 @@ from plugin.store.outbox import Outbox
 from plugin.store.store import LogEntry
 from plugin.web import current_runtime
 from plugin.web.auth import require_admin
+from plugin.web.oauth import begin_sign_in, google_client
 
 bp = Blueprint("links", __name__, url_prefix="/admin/links")
 
@@ -63,24 +67,66 @@ def new_link(preset_name: str) -> ResponseReturnValue:
         form = LinkForm(data)
         return _form_page(form, chosen, None, probe=None)
     form = LinkForm(request.form)
-    password = Secret(form.password.data or "") or unseal(form.password_sealed.data or "", runtime.settings)
+    password, client_secret = _secrets(form)
     action = request.form.get("action", "save")
-    if action == "refresh" or not form.validate():
-        return _form_page(form, chosen, None, probe=None, password=password)
+    if action == "refresh" or not _validate(form, client_secret, None):
+        return _form_page(form, chosen, None, probe=None, password=password, client_secret=client_secret)
     if runtime.store.link(form.name.data.strip()):
         form.name.errors = [_("A link with this name exists already.")]
-        return _form_page(form, chosen, None, probe=None, password=password)
-    link = link_from_form(form, password)
+        return _form_page(form, chosen, None, probe=None, password=password, client_secret=client_secret)
+    link = link_from_form(form, password, client_secret=client_secret)
+    if link.auth is AuthMethod.OAUTH2_DELEGATED and action != "test":
+        return _save_and_sign_in(form, chosen, link, password, client_secret)
+    if link.auth is AuthMethod.OAUTH2_DELEGATED:  # no token to test with yet: the sign-in is the test
+        return _form_page(form, chosen, None, probe=None, password=password, client_secret=client_secret)
     probe = probe_link(link, cafile=runtime.settings.ca_file)
     if action == "test" or not probe.ok:
-        return _form_page(form, chosen, None, probe=probe, password=password)
+        return _form_page(form, chosen, None, probe=probe, password=password, client_secret=client_secret)
     problem = jira_problem(runtime.jira, link.service_desk_id, link.request_type_id)
     if problem:
         form.request_type.errors = [problem]
-        return _form_page(form, chosen, None, probe=probe, password=password)
+        return _form_page(form, chosen, None, probe=probe, password=password, client_secret=client_secret)
     link = runtime.store.add_link(link)
     flash(_("Link %(name)s saved: the mailbox is polled from now on.", name=link.name))
     return redirect(url_for("links.show", name=link.name))
+
+
+def _save_and_sign_in(form: LinkForm, chosen: Preset | None, link: Link, password: Secret,
+                      client_secret: Secret) -> ResponseReturnValue:
+    """A delegated-OAuth link has no token to test with before its user signs in: it is saved disabled, so
+    nothing polls it, and the browser goes to the sign-in, whose probe enables it (plugin/web/oauth.py)."""
+    runtime = current_runtime()
+    problem = jira_problem(runtime.jira, link.service_desk_id, link.request_type_id)
+    if problem:
+        form.request_type.errors = [problem]
+        return _form_page(form, chosen, None, probe=None, password=password, client_secret=client_secret)
+    link = runtime.store.add_link(dataclasses.replace(link, enabled=False))
+    flash(_("Link %(name)s saved disabled: it is enabled once the mailbox user has signed in.", name=link.name))
+    return begin_sign_in(link, link.oauth.provider)
+
+
+def _secrets(form: LinkForm) -> tuple[Secret, Secret]:
+    """The password and client secret typed now, else those sealed in the page by an earlier step."""
+    settings = current_runtime().settings
+    return (Secret(form.password.data or "") or unseal(form.password_sealed.data or "", settings),
+            Secret(form.client_secret.data or "") or unseal(form.client_secret_sealed.data or "", settings))
+
+
+def _validate(form: LinkForm, client_secret: Secret, link: Link | None) -> bool:
+    """The form's own checks, and those that depend on what is stored or configured: an app-only link needs a
+    client secret, a Google sign-in the service's Google client."""
+    valid: bool = form.validate()
+    stored = link.oauth if link else None
+    if form.auth.data == AuthMethod.OAUTH2_APP.value and not client_secret and \
+            not (stored and (stored.client_secret or stored.certificate_path)):
+        form.client_secret.errors = [*form.client_secret.errors, _("Give the client secret of the app registration.")]
+        valid = False
+    if form.auth.data == AuthMethod.OAUTH2_DELEGATED.value and form.oauth_provider.data == "google" and \
+            google_client(current_runtime().settings) is None:
+        form.auth.errors = [*form.auth.errors, _("Google sign-in needs the service's Google OAuth client: set "
+                                                 "JSM_MAIL_GOOGLE_CLIENT_ID and JSM_MAIL_GOOGLE_CLIENT_SECRET.")]
+        valid = False
+    return valid
 
 
 @bp.route("/<name>/edit", methods=["GET", "POST"])
@@ -91,43 +137,49 @@ def edit(name: str) -> ResponseReturnValue:
     if request.method == "GET":
         return _form_page(LinkForm(form_data(link)), None, link, probe=None)
     form = LinkForm(request.form)
-    password = Secret(form.password.data or "") or unseal(form.password_sealed.data or "", runtime.settings)
+    password, client_secret = _secrets(form)
     action = request.form.get("action", "save")
-    if action == "refresh" or not form.validate():
-        return _form_page(form, None, link, probe=None, password=password)
+    if action == "refresh" or not _validate(form, client_secret, link):
+        return _form_page(form, None, link, probe=None, password=password, client_secret=client_secret)
     if form.name.data.strip() != link.name and runtime.store.link(form.name.data.strip()):
         form.name.errors = [_("A link with this name exists already.")]
-        return _form_page(form, None, link, probe=None, password=password)
-    changed = link_from_form(form, password or link.password, base=link)
+        return _form_page(form, None, link, probe=None, password=password, client_secret=client_secret)
+    changed = link_from_form(form, password or link.password, base=link, client_secret=client_secret)
     probe = None
-    if action == "test" or connection_changed(link, changed):
+    # A link waiting for its first sign-in has no token to probe with; the sign-in probes it.
+    if not awaiting_sign_in(changed) and (action == "test" or connection_changed(link, changed)):
         probe = probe_link(changed, cafile=runtime.settings.ca_file, store=runtime.store)
         if action == "test" or not probe.ok:
-            return _form_page(form, None, link, probe=probe, password=password)
+            return _form_page(form, None, link, probe=probe, password=password, client_secret=client_secret)
     if (changed.service_desk_id, changed.request_type_id) != (link.service_desk_id, link.request_type_id):
         problem = jira_problem(runtime.jira, changed.service_desk_id, changed.request_type_id)
         if problem:
             form.request_type.errors = [problem]
-            return _form_page(form, None, link, probe=probe, password=password)
+            return _form_page(form, None, link, probe=probe, password=password, client_secret=client_secret)
     runtime.store.update_link(changed)
     flash(_("Link %(name)s saved.", name=changed.name))
     return redirect(url_for("links.show", name=changed.name))
 
 
 def _form_page(form: LinkForm, chosen: Preset | None, link: Link | None, *, probe: ProbeResult | None,
-               password: Secret | None = None) -> ResponseReturnValue:
+               password: Secret | None = None, client_secret: Secret | None = None) -> ResponseReturnValue:
     """The wizard's page: server, sign-in, Jira (desks and request types by name), policy, outbound."""
     runtime = current_runtime()
     if password:
         form.password_sealed.data = seal(password, runtime.settings)
+    if client_secret:  # the secret rides sealed between the steps and is never put back in its field
+        form.client_secret_sealed.data = seal(client_secret, runtime.settings)
     desks, types, jira_trouble = _jira_choices(runtime, form.service_desk.data or "")
     form.service_desk.choices = [("", _("(pick a service desk)"))] + [(d.id, d.label) for d in desks]
     form.request_type.choices = [("", _("(pick a request type)"))] + [
         (t.id, t.label, {"disabled": True} if t.problem else {}) for t in types]
     oauth = (chosen.oauth if chosen else False) or form.auth.data in (AuthMethod.OAUTH2_DELEGATED.value,
                                                                         AuthMethod.OAUTH2_APP.value)
+    delegated = form.auth.data == AuthMethod.OAUTH2_DELEGATED.value
     return render_template("links_form.html", form=form, preset=chosen, link=link, probe=probe, oauth=oauth,
-                           jira_trouble=jira_trouble, has_password=bool(password or (link and link.password)))
+                           jira_trouble=jira_trouble, has_password=bool(password or (link and link.password)),
+                           has_client_secret=bool(client_secret or (link and link.oauth.client_secret)),
+                           sign_in_first=delegated and (link is None or awaiting_sign_in(link)))
 
 
 def _jira_choices(runtime: Runtime, desk_id: str) -> tuple[list[Choice], list[Choice], str | None]:
@@ -147,7 +199,7 @@ def show(name: str) -> ResponseReturnValue:
     link = _link_or_404(name)
     failing = runtime.link_health.failing_since.get(link.name)
     return render_template("links_detail.html", link=link, failing=failing, can_send=can_send(link),
-                           first_import_choices=FIRST_IMPORT_CHOICES)
+                           first_import_choices=FIRST_IMPORT_CHOICES, awaiting_sign_in=awaiting_sign_in(link))
 
 
 @bp.post("/<name>/disable")

@@ -15,6 +15,7 @@ from flask_babel import gettext
 
 from plugin.domain import AuthMethod, Link, MailProtocol
 from plugin.errors import RetryLater
+from plugin.link_form import awaiting_sign_in
 from plugin.mailboxes import open_mailbox
 from plugin.mailboxes.oauth import (
     GOOGLE,
@@ -135,11 +136,16 @@ def redirect_uri(settings: Settings) -> str:
 @require_admin
 def start(name: str) -> ResponseReturnValue:
     """Send the browser to Microsoft's or Google's sign-in page, the state bound to this admin session."""
-    runtime = current_runtime()
-    link = runtime.store.link(name)
+    link = current_runtime().store.link(name)
     if link is None:
         abort(404)
-    provider = request.form.get("provider", "")
+    return begin_sign_in(link, request.form.get("provider", ""))
+
+
+def begin_sign_in(link: Link, provider: str) -> ResponseReturnValue:
+    """The redirect to the provider's sign-in page for `link`; the link page's buttons and the wizard's
+    "Save and sign in" both start here."""
+    runtime = current_runtime()
     if provider not in PROVIDERS:
         abort(400, description=gettext("Sign in with %(providers)s.", providers=" / ".join(PROVIDERS.values())))
     try:
@@ -174,6 +180,8 @@ def callback() -> ResponseReturnValue:
         abort(404)
     provider = PROVIDERS[pending.provider]
     before = auth_state(link)
+    # A link the wizard saved disabled until its first sign-in is enabled by a sign-in that works.
+    first = awaiting_sign_in(link)
     try:
         oauth = finish_code_sign_in(link, pending, request.args.to_dict(), google_client(runtime.settings),
                                     cafile=runtime.settings.ca_file)
@@ -182,18 +190,25 @@ def callback() -> ResponseReturnValue:
     except RetryLater as refused:
         restore_auth(link, before)  # the link still signs in the old way: its state is not the attempt's
         log.info("oauth sign-in failed link=%s provider=%s: %s", link.name, pending.provider, refused.detail)
+        if first:
+            flash(gettext("Sign-in of %(link)s with %(provider)s failed, the link stays disabled: %(reason)s",
+                          link=link.name, provider=provider, reason=refused.detail))
+            return redirect(url_for("links.show", name=link.name))
         flash(gettext("Sign-in of %(link)s with %(provider)s failed, the link keeps its old sign-in: %(reason)s",
                       link=link.name, provider=provider, reason=refused.detail))
         return redirect(url_for("admin.index"))
     # The link is read again so settings an admin changed meanwhile are not overwritten.
     current = runtime.store.link(link.id) or link
-    runtime.store.update_link(replace(current, auth=AuthMethod.OAUTH2_DELEGATED, oauth=oauth))
+    runtime.store.update_link(replace(current, auth=AuthMethod.OAUTH2_DELEGATED, oauth=oauth,
+                                      enabled=current.enabled or first))
     flash(gettext("%(link)s signed in with %(provider)s as %(user)s (login, folder and a label write probed).",
                   link=link.name, provider=provider, user=link.username))
+    if first:
+        flash(gettext("Link %(name)s enabled: the mailbox is polled from now on.", name=link.name))
     if oauth.refresh_token_expires:
         flash(gettext("The refresh token lasts until %(day)s.", day=oauth.refresh_token_expires))
-    log.info("oauth sign-in stored link=%s provider=%s", link.name, pending.provider)
-    return redirect(url_for("admin.index"))
+    log.info("oauth sign-in stored link=%s provider=%s enabled=%s", link.name, pending.provider, first)
+    return redirect(url_for("links.show", name=link.name) if first else url_for("admin.index"))
 
 
 def _probe(link: Link, settings: Settings) -> None:
