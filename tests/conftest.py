@@ -29,6 +29,15 @@ def mail_file(name: str) -> bytes:
     return (MAIL_DIR / name).read_bytes()
 
 
+
+@pytest.fixture(autouse=True)
+def same_umask():
+    """`jsm-mail` sets a private umask when it starts; a test that runs it in process must not pass that on."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)
+
 @pytest.fixture
 def settings(tmp_path, fake_jira) -> Settings:
     return Settings.from_env({

@@ -305,6 +305,7 @@ def _own_dovecot(extra: str, acl: str = "") -> Iterator[tuple[dovecot_fake.Dovec
                                         password_secret=secret)
     conf = dovecot_fake._write_config(root, ports, secret, "http://127.0.0.1:9/introspect")
     (root / "acl").write_text(acl)
+    (root / "acl").chmod(0o644)  # read by the mail processes, which run as another user, whatever the umask
     with conf.open("a") as config:
         config.write(extra.format(root=root))
     running: list[subprocess.Popen[bytes]] = []
